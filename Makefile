@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Entry points of the guest_memfd series.  See README.md.
+#
+#   make run        main job: build the test kernel and the selftests, boot
+#                   the VM, run the project's scenario (tests/demo.list)
+#   make test       the test command: fast checks + kernel + selftests + VM
+#                   run of tests/vm-tests.list; last line "N passed, N failed"
+#   make check      fast userspace checks only (seconds)
+#   make shell      boot the built test kernel with an interactive shell
+#   make series     export patches/ + new files as a numbered format-patch
+#                   set with a cover letter, checkpatch --strict on all of it
+#   make tree | kernel | selftests | bench-kernel    single stages
+#   make patches    write commits made in build/linux back to patches/
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: help run test check shell series tree kernel bench-kernel selftests \
+	patches deps clean distclean
+
+help:
+	@sed -n '5,16s/^#  //p' Makefile
+
+deps:
+	$(S)/deps.sh
+
+tree:
+	$(S)/tree.sh
+
+kernel: tree
+	$(S)/build-kernel.sh test
+
+bench-kernel: tree
+	$(S)/build-kernel.sh bench
+
+selftests: kernel
+	$(S)/build-selftests.sh test
+
+run: selftests
+	$(S)/run-vm.sh -f test -l tests/demo.list
+
+test:
+	$(S)/test.sh
+
+check:
+	@$(S)/check.sh
+
+shell: selftests
+	$(S)/run-vm.sh -f test -s
+
+series: tree
+	$(S)/series.sh
+
+patches:
+	$(S)/tree.sh export
+
+clean:
+	rm -rf build/obj-* build/selftests build/initramfs-* build/series*
+
+distclean:
+	rm -rf build

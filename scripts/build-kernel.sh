@@ -1,0 +1,60 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# build-kernel.sh {test|bench}: configure (x86_64_defconfig + configs/base.config
+# + configs/<flavour>.config) and build the kernel in $BUILD/obj-<flavour>,
+# incrementally and through ccache.  Every option a fragment asks for must end
+# up in the final .config, or the build stops.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavour=${1:-test}
+[ -f "$TOP/configs/$flavour.config" ] || die "no configs/$flavour.config"
+obj=$BUILD/obj-$flavour
+frags="$TOP/configs/base.config $TOP/configs/$flavour.config"
+mkdir -p "$obj"
+
+kmake() {
+	make -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" "$@"
+}
+
+check_config() {
+	local line opt want have bad=0
+	while read -r line; do
+		case "$line" in
+		CONFIG_*=*) opt=${line%%=*}; want=${line#*=} ;;
+		"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want=n ;;
+		*) continue ;;
+		esac
+		have=$(grep -E "^$opt=|^# $opt is not set" "$obj/.config" || true)
+		case "$have" in
+		"$opt=$want") ;;
+		"# $opt is not set"|"") [ "$want" = n ] || { echo "  $opt: want $want, have ${have:-unset}"; bad=1; } ;;
+		*) echo "  $opt: want $want, have $have"; bad=1 ;;
+		esac
+	done < <(cat $frags)
+	return $bad
+}
+
+confhash=$(cat $frags "$SRC/arch/x86/configs/x86_64_defconfig" | sha1sum | cut -d' ' -f1)
+if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.gmem-config-hash" 2>/dev/null)" != "$confhash" ]; then
+	log "configuring $flavour kernel"
+	kmake -s x86_64_defconfig >/dev/null
+	# shellcheck disable=SC2086
+	(cd "$obj" && "$SRC/scripts/kconfig/merge_config.sh" -m -O "$obj" .config $frags >/dev/null)
+	kmake -s olddefconfig >/dev/null
+	if ! check_config >&2; then
+		die "configs/ asks for options the $flavour kernel cannot have (see above)"
+	fi
+	echo "$confhash" > "$obj/.gmem-config-hash"
+fi
+
+log "building $flavour kernel in $obj"
+start=$(now)
+if ! kmake -j"$NPROC" bzImage > "$obj/build.log" 2>&1; then
+	grep -E -B2 -A6 'error|Error' "$obj/build.log" | tail -60 >&2
+	die "kernel build failed; full log: $obj/build.log"
+fi
+grep -E 'warning:' "$obj/build.log" >&2 || true
+kmake -s headers_install >/dev/null
+log "kernel $flavour built in $(( $(now) - start )) s: $obj/arch/x86/boot/bzImage"

@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fast userspace checks (seconds, no kernel build): the VM result parser's
+# self-test and the pipeline scripts' lint.  Ends with "N passed, N failed".
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pass=0 fail=0 skip=0
+count() {
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+	[ -n "$line" ] || { fail=$((fail + 1)); return; }
+	set -- $line
+	pass=$((pass + $1)) fail=$((fail + $3)) skip=$((skip + ${5:-0}))
+}
+one() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "PASS  $name"; pass=$((pass + 1))
+	else
+		echo "FAIL  $name"; fail=$((fail + 1))
+	fi
+}
+
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+python3 "$TOP/scripts/test_vmresults.py" | tee "$tmp" | grep -v '^[0-9]* passed'
+count "$tmp"
+
+for f in "$TOP"/scripts/*.sh "$TOP"/scripts/vm/init "$TOP"/.ci/run; do
+	case "$(head -1 "$f")" in
+	*bash*) one "bash -n ${f#"$TOP"/}" bash -n "$f" ;;
+	*) one "sh -n ${f#"$TOP"/}" sh -n "$f" ;;
+	esac
+	if command -v shellcheck >/dev/null; then
+		one "shellcheck ${f#"$TOP"/}" shellcheck -x -S warning "$f"
+	fi
+done
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]

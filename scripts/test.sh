@@ -1,0 +1,61 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The project's test command (README, .ci/run): fast userspace checks, the
+# test kernel, the KVM selftests, then the VM run of tests/vm-tests.list.
+# Every stage prints its own verdicts; the last line sums them all:
+# "N passed, N failed, N skipped".  Exit status 1 on any failure.
+#
+#   GMEM_SKIP_VM=1   stop after the builds (no VM run)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+list=${1:-$TOP/tests/vm-tests.list}
+pass=0 fail=0 skip=0
+timings=""
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+# stage NAME CMD...: run a stage, show its output, add up its verdicts.  A
+# stage that prints no "N passed, N failed" line counts as one test.
+stage() {
+	local name=$1 t0 rc line
+	shift
+	log "stage $name"
+	t0=$(now)
+	"$@" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	timings="$timings$(printf '  %-12s %5d s' "$name" $(( $(now) - t0 )))"$'\n'
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	if [ -n "$line" ]; then
+		set -- $line
+		pass=$((pass + $1)) fail=$((fail + $3)) skip=$((skip + ${5:-0}))
+		[ "$rc" = 0 ] || [ "$3" != 0 ] || fail=$((fail + 1))
+	elif [ "$rc" = 0 ]; then
+		echo "PASS  $name"
+		pass=$((pass + 1))
+	else
+		echo "FAIL  $name (exit status $rc)"
+		fail=$((fail + 1))
+	fi
+	return "$rc"
+}
+
+stage deps "$TOP/scripts/deps.sh" || true
+if stage tree "$TOP/scripts/tree.sh" &&
+   stage check "$TOP/scripts/check.sh" &&
+   stage kernel "$TOP/scripts/build-kernel.sh" test &&
+   stage selftests "$TOP/scripts/build-selftests.sh" test &&
+   [ -z "${GMEM_SKIP_VM:-}" ]; then
+	# First prove the runner still tells failures apart: break tests on
+	# purpose (exit status, WARN_ON, panic, timeout, leaked hugetlb page).
+	stage pipeline "$TOP/scripts/run-vm.sh" -f test -l "$TOP/tests/pipeline.list" \
+		-e "$TOP/tests/pipeline.expect" -a gmem.kmemleak=off
+	stage vm "$TOP/scripts/run-vm.sh" -f test -l "$list"
+fi
+
+echo
+echo "stage timings:"
+printf '%s' "$timings"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]
