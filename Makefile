@@ -7,6 +7,7 @@
 #   make test       the test command: fast checks + kernel + selftests + VM
 #                   run of tests/vm-tests.list; last line "N passed, N failed"
 #   make check      fast userspace checks only (seconds)
+#   make bench      benchmarks; they print tables, they never judge
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
 #                   set with a cover letter, checkpatch --strict on all of it
@@ -16,11 +17,11 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: help run test check shell series tree kernel bench-kernel selftests \
+.PHONY: help run test check bench shell series tree kernel bench-kernel selftests \
 	patches deps clean distclean
 
 help:
-	@sed -n '5,16s/^#  //p' Makefile
+	@sed -n '5,17s/^#  //p' Makefile
 
 deps:
 	$(S)/deps.sh
@@ -43,8 +44,11 @@ run: selftests
 test:
 	$(S)/test.sh
 
-check:
+check: tree
 	@$(S)/check.sh
+
+bench: tree
+	$(MAKE) -s -C build/linux/tools/testing/guest_memfd bench
 
 shell: selftests
 	$(S)/run-vm.sh -f test -s

@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fast userspace checks (seconds, no kernel build): the VM result parser's
-# self-test and the pipeline scripts' lint.  Ends with "N passed, N failed".
+# Fast userspace checks (seconds, no kernel build): the guest_memfd state
+# map's userspace harness (tools/testing/guest_memfd, run in the prepared
+# tree, so scripts/tree.sh runs first), the VM result parser's self-test and
+# the pipeline scripts' lint.  Ends with "N passed, N failed".
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -26,6 +28,13 @@ one() {
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
+
+harness=$SRC/tools/testing/guest_memfd
+if [ -f "$TOP/tools/testing/guest_memfd/Makefile" ]; then
+	[ -f "$harness/Makefile" ] || die "$harness missing: run scripts/tree.sh first"
+	make -s -C "$harness" run 2>&1 | tee "$tmp" | grep -v '^[0-9]* passed'
+	count "$tmp"
+fi
 
 python3 "$TOP/scripts/test_vmresults.py" | tee "$tmp" | grep -v '^[0-9]* passed'
 count "$tmp"

@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS="build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils
       ccache dwarves rsync kmod python3 git busybox-static
-      qemu-system-x86 liburcu-dev valgrind shellcheck"
+      qemu-system-x86 liburcu-dev valgrind shellcheck
+      python3-ply python3-git"
 
 missing=""
 for p in $PKGS; do

@@ -27,8 +27,8 @@ mapfile -t new < <(cd "$TOP" && git ls-files --cached --others --exclude-standar
 	-- $OVERLAY_DIRS)
 if [ "${#new[@]}" -gt 0 ]; then
 	(cd "$TOP" && tar -cf - "${new[@]}") | tar -xf -
-	git add -- "${new[@]}"
-	git commit -q -F "$TOP/patches/new-files.msg"
+	git add -f -- "${new[@]}"
+	git commit -q -s -F "$TOP/patches/new-files.msg"
 fi
 while read -r p; do
 	case "$p" in ''|\#*) continue ;; esac
@@ -51,6 +51,9 @@ c = c.replace('*** BLURB HERE ***', blurb.rstrip())
 open(cover, 'w').write(c)
 PY
 
+# checkpatch's SPDX check runs "python3" from PATH and needs Debian's
+# python3-ply and python3-git: prefer the system interpreter.
+export PATH=/usr/bin:$PATH
 bad=0
 for p in "$out"/0*.patch; do
 	[ "$p" = "$cover" ] && continue

@@ -1,0 +1,1279 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The one lookup: faultability ranges and userfault bits of a guest_memfd
+ * inode. See state.h for the model.
+ *
+ * Faultability tree
+ * -----------------
+ * Inside the file every index has a non-NULL entry: xa_mk_value(state) for
+ * a range of whole 2M blocks (the last block may be cut short by the end of
+ * the file), or a chunk pointer for exactly one 2M block whose pages differ.
+ * Beyond the file the tree is NULL. Keeping state 0 as a value (not NULL)
+ * means no store ever extends itself over a neighbouring NULL range, which
+ * makes the allocation needs of a store predictable (see below).
+ *
+ * Chunks are copy-on-write: a changed block gets a new chunk and the old one
+ * is freed after an RCU grace period, so readers see one consistent block.
+ *
+ * Every update goes through kvm_gmem_state_update(): it first plans the new
+ * entries of the affected range (the 2M-aligned hull of the request, merged
+ * with equal neighbours) without touching the tree, allocating any new
+ * chunk, then commits. A planned entry either
+ *  - equals the existing entry (nothing to do),
+ *  - replaces exactly one existing entry with the same range (an "exact
+ *    fit" store: the maple tree swaps one slot and never allocates), or
+ *  - is "structural": it splits or merges entries and may allocate nodes.
+ * With at most one structural store, that store is preallocated with
+ * mas_preallocate() before anything changes, so the commit cannot fail.
+ * With more (an unaligned range whose head and tail blocks become chunks,
+ * or several separate merges), the tree is duplicated with __mt_dup(), the
+ * stores are applied to the copy, and the copy replaces the tree under RCU;
+ * a failure then just drops the copy. Either way an allocation failure
+ * leaves the map exactly as it was.
+ *
+ * Bound: a block costs at most one entry and one chunk, so a file where
+ * every other page differs costs 512 chunks of 144 bytes plus about 40 tree
+ * nodes of 256 bytes per GiB, about 82 KiB.
+ *
+ * 1G table
+ * --------
+ * gig_state[] holds a byte per 1G block of the file: the state plus one if
+ * one value entry covers the whole block, else 0. A whole 1G block that is
+ * not uniform has a leaf in gig_blk[] with a byte per 2M block: the state
+ * plus one for a value entry, 0 for a chunk. Both depend only on the page
+ * states, so after a committed update only the blocks of the request need
+ * a fresh look (merges with neighbours change no state). Only a 1G block
+ * the request covers in part can stop being uniform, so an update needs at
+ * most two new leaves, allocated before anything changes; leaves are freed
+ * only on destroy. Writers store the bytes after the tree and publish a
+ * leaf after filling it; a reader takes state and order from one byte, so
+ * it sees that block either before or after a concurrent update, as with
+ * the tree. Only a chunk, the partial 1G block at the end of the file, or
+ * a file above KVM_GMEM_UF_MAX_GIGS (no tables) needs a tree walk; as a
+ * value entry covers whole 2M blocks and a chunk exactly one, that walk
+ * needs the span of the entry only without tables. The tables cost 9 bytes
+ * per GiB of file plus 512 bytes per GiB that was ever not uniform.
+ *
+ * Userfault bits
+ * --------------
+ * One bit per page in 1G leaves (32 KiB), a summary bit per 2M block
+ * (sum2m, 64 bytes per 1G) and one per 1G block (sum1g). The table of
+ * leaves is allocated on the first set and sized for the file (72 bytes per
+ * GiB); leaves are allocated on set and freed only on destroy, so the
+ * lockless clear needs no RCU.
+ *
+ * Summary ordering: a summary bit is set if any page bit of its block is
+ * set, except transiently while a set or clear of that block is running.
+ * Summary bits only change under uf_lock (a spinlock).
+ *  - Set (writer lock held): set the page bits, then take uf_lock and set
+ *    the summary bits.
+ *  - Clear one page (lockless): test_and_clear_bit() the page bit (fully
+ *    ordered). If its word became zero, take uf_lock, check the whole
+ *    block, and clear the 2M summary bit only if the block is empty, then
+ *    the 1G bit only if all its 2M bits are clear.
+ *  A set racing with the clear either made its page bits visible before the
+ *  clearer checked the block under uf_lock (so the block is not empty and
+ *  the summary stays), or takes uf_lock after the clearer dropped it and
+ *  sets the summary again. So no set is lost, and between operations the
+ *  summary is exact. A reader racing with a clear may see a stale set
+ *  summary bit, which only makes it choose a smaller order.
+ */
+#include "internal.h"
+
+#define GMEM_PAGES_PER_WORD	(BITS_PER_LONG / KVM_GMEM_STATE_BITS)
+#define GMEM_CHUNK_WORDS	(KVM_GMEM_BLOCK_PAGES / GMEM_PAGES_PER_WORD)
+/* The state bits of every page of a word set to @st. */
+#define GMEM_REP(st)		((unsigned long)(st) * (~0UL / KVM_GMEM_STATE_MASK))
+
+struct kvm_gmem_chunk {
+	unsigned long bits[GMEM_CHUNK_WORDS];
+	union {
+		struct rcu_head rcu;
+		/* Planning lists (new or dead chunks), before any free. */
+		struct kvm_gmem_chunk *next;
+	};
+};
+
+struct kvm_gmem_state_tree {
+	struct maple_tree mt;
+	struct rcu_head rcu;
+};
+
+static struct kmem_cache *kvm_gmem_chunk_cache;
+
+#define GMEM_MT_FLAGS		(MT_FLAGS_USE_RCU | MT_FLAGS_LOCK_EXTERN)
+#define GMEM_GFP		GFP_KERNEL_ACCOUNT
+
+int kvm_gmem_state_cache_init(void)
+{
+	kvm_gmem_chunk_cache = kmem_cache_create("kvm_gmem_state_chunk",
+						 sizeof(struct kvm_gmem_chunk),
+						 0, SLAB_ACCOUNT, NULL);
+	return kvm_gmem_chunk_cache ? 0 : -ENOMEM;
+}
+
+void kvm_gmem_state_cache_exit(void)
+{
+	rcu_barrier();
+	kmem_cache_destroy(kvm_gmem_chunk_cache);
+	kvm_gmem_chunk_cache = NULL;
+}
+
+static inline bool gmem_is_chunk(void *entry)
+{
+	return entry && !xa_is_value(entry);
+}
+
+static inline unsigned int gmem_chunk_get(const struct kvm_gmem_chunk *c,
+					  unsigned long off)
+{
+	return (c->bits[off / GMEM_PAGES_PER_WORD] >>
+		((off % GMEM_PAGES_PER_WORD) * KVM_GMEM_STATE_BITS)) &
+	       KVM_GMEM_STATE_MASK;
+}
+
+static void gmem_chunk_free_rcu(struct rcu_head *head)
+{
+	kmem_cache_free(kvm_gmem_chunk_cache,
+			container_of(head, struct kvm_gmem_chunk, rcu));
+}
+
+static struct kvm_gmem_state_tree *gmem_tree_alloc(struct kvm_gmem_state *s)
+{
+	struct kvm_gmem_state_tree *t = kmalloc(sizeof(*t), GMEM_GFP);
+
+	if (!t)
+		return NULL;
+	mt_init_flags(&t->mt, GMEM_MT_FLAGS);
+	mt_set_external_lock(&t->mt, s->lock);
+	return t;
+}
+
+static void gmem_tree_free_rcu(struct rcu_head *head)
+{
+	struct kvm_gmem_state_tree *t =
+		container_of(head, struct kvm_gmem_state_tree, rcu);
+
+	/*
+	 * No reader and no writer is left: nothing to assert any more, and
+	 * the nodes can go at once, outside RCU mode (as exit_mmap() does).
+	 */
+	mt_on_stack(t->mt);
+	mt_clear_in_rcu(&t->mt);
+	__mt_destroy(&t->mt);
+	kfree(t);
+}
+
+static inline struct kvm_gmem_state_tree *gmem_tree_locked(struct kvm_gmem_state *s)
+{
+	return rcu_dereference_protected(s->tree, lockdep_is_held(s->lock));
+}
+
+int kvm_gmem_state_init(struct kvm_gmem_state *s, struct rw_semaphore *lock,
+			pgoff_t nr_pages, unsigned int state)
+{
+	struct kvm_gmem_state_tree *t;
+	unsigned long nr_gigs;
+	int ret;
+
+	if (!nr_pages || state & ~KVM_GMEM_STATE_MASK)
+		return -EINVAL;
+
+	memset(s, 0, sizeof(*s));
+	s->lock = lock;
+	s->nr_pages = nr_pages;
+	spin_lock_init(&s->uf_lock);
+	atomic_set(&s->uf_waiters, 0);
+
+	nr_gigs = DIV_ROUND_UP(nr_pages, KVM_GMEM_GIG_PAGES);
+	if (nr_gigs <= KVM_GMEM_UF_MAX_GIGS) {
+		s->gig_state = kvzalloc(nr_gigs, GMEM_GFP);
+		s->gig_blk = kvcalloc(nr_gigs, sizeof(*s->gig_blk), GMEM_GFP);
+		if (!s->gig_state || !s->gig_blk)
+			goto nomem;
+		/* Only whole 1G blocks can be mapped as one. */
+		memset(s->gig_state, state + 1, nr_pages >> KVM_GMEM_STATE_ORDER_1G);
+	}
+
+	t = gmem_tree_alloc(s);
+	if (!t)
+		goto nomem;
+
+	down_write(lock);
+	{
+		MA_STATE(mas, &t->mt, 0, nr_pages - 1);
+
+		ret = mas_store_gfp(&mas, xa_mk_value(state), GMEM_GFP);
+	}
+	up_write(lock);
+	if (ret) {
+		kfree(t);
+		goto nomem;
+	}
+	RCU_INIT_POINTER(s->tree, t);
+	return 0;
+
+nomem:
+	kvfree(s->gig_state);
+	kvfree(s->gig_blk);
+	s->gig_state = NULL;
+	s->gig_blk = NULL;
+	return -ENOMEM;
+}
+
+void kvm_gmem_state_destroy(struct kvm_gmem_state *s)
+{
+	struct kvm_gmem_state_tree *t;
+	struct kvm_gmem_uf *uf = s->uf;
+	unsigned long g;
+	void *entry;
+
+	down_write(s->lock);
+	t = gmem_tree_locked(s);
+	if (t) {
+		MA_STATE(mas, &t->mt, 0, 0);
+
+		mas_for_each(&mas, entry, ULONG_MAX) {
+			if (gmem_is_chunk(entry))
+				call_rcu(&((struct kvm_gmem_chunk *)entry)->rcu,
+					 gmem_chunk_free_rcu);
+		}
+		RCU_INIT_POINTER(s->tree, NULL);
+		/* The file is going away: no reader is left. */
+		mt_clear_in_rcu(&t->mt);
+		__mt_destroy(&t->mt);
+	}
+	up_write(s->lock);
+	kfree(t);
+
+	if (uf) {
+		for (g = 0; g < uf->nr_gigs; g++)
+			kvfree(uf->gig[g].bits);
+		kvfree(uf);
+		s->uf = NULL;
+	}
+	if (s->gig_blk) {
+		for (g = 0; g < DIV_ROUND_UP(s->nr_pages, KVM_GMEM_GIG_PAGES); g++)
+			kvfree(s->gig_blk[g]);
+	}
+	kvfree(s->gig_blk);
+	kvfree(s->gig_state);
+	s->gig_blk = NULL;
+	s->gig_state = NULL;
+	s->nr_blk_leaves = 0;
+	s->nr_chunks = 0;
+	s->nr_uf_leaves = 0;
+}
+
+/* Planning an update. */
+
+struct gmem_run {
+	pgoff_t first;
+	pgoff_t last;
+	void *entry;
+};
+
+#define GMEM_INLINE_RUNS	8
+
+struct gmem_plan {
+	struct gmem_run *runs;
+	unsigned long nr;
+	unsigned long cap;
+	struct kvm_gmem_chunk *fresh;	/* allocated for this update */
+	struct kvm_gmem_chunk *dead;	/* replaced by this update */
+	unsigned long nr_fresh;
+	unsigned long nr_dead;
+	struct gmem_run inline_runs[GMEM_INLINE_RUNS];
+};
+
+static void gmem_plan_init(struct gmem_plan *p)
+{
+	p->runs = p->inline_runs;
+	p->nr = 0;
+	p->cap = GMEM_INLINE_RUNS;
+	p->fresh = NULL;
+	p->dead = NULL;
+	p->nr_fresh = 0;
+	p->nr_dead = 0;
+}
+
+static void gmem_plan_release(struct gmem_plan *p, bool failed)
+{
+	struct kvm_gmem_chunk *c;
+
+	while (failed && p->fresh) {
+		c = p->fresh;
+		p->fresh = c->next;
+		kmem_cache_free(kvm_gmem_chunk_cache, c);
+	}
+	if (p->runs != p->inline_runs)
+		kvfree(p->runs);
+}
+
+/* Append a run, merging it into the previous one if both are equal values. */
+static int gmem_plan_push(struct gmem_plan *p, pgoff_t first, pgoff_t last,
+			  void *entry)
+{
+	struct gmem_run *prev = p->nr ? &p->runs[p->nr - 1] : NULL;
+
+	if (prev && prev->last + 1 == first && !gmem_is_chunk(entry) &&
+	    prev->entry == entry) {
+		prev->last = last;
+		return 0;
+	}
+
+	if (p->nr == p->cap) {
+		struct gmem_run *runs;
+
+		runs = kvmalloc_array(p->cap * 2, sizeof(*runs), GMEM_GFP);
+		if (!runs)
+			return -ENOMEM;
+		memcpy(runs, p->runs, p->nr * sizeof(*runs));
+		if (p->runs != p->inline_runs)
+			kvfree(p->runs);
+		p->runs = runs;
+		p->cap *= 2;
+	}
+	p->runs[p->nr++] = (struct gmem_run) {
+		.first = first, .last = last, .entry = entry,
+	};
+	return 0;
+}
+
+/* Mask of the state bits of pages [@a, @b] of a word, 0 <= a <= b < 32. */
+static inline unsigned long gmem_page_mask(unsigned int a, unsigned int b)
+{
+	unsigned long lo = (unsigned long)a * KVM_GMEM_STATE_BITS;
+	unsigned long hi = (unsigned long)b * KVM_GMEM_STATE_BITS +
+			   KVM_GMEM_STATE_BITS - 1;
+
+	return GENMASK(hi, lo);
+}
+
+/*
+ * Plan one 2M block [@bs, @be] whose current entry is @entry, applying
+ * (state | @set) & ~@clear to pages [@start, @end) of it.
+ */
+static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
+			   pgoff_t be, pgoff_t start, pgoff_t end,
+			   unsigned int set, unsigned int clear)
+{
+	unsigned long words[GMEM_CHUNK_WORDS];
+	unsigned long nvalid = be - bs + 1;
+	unsigned long a = max(start, bs) - bs, b = min(end - 1, be) - bs;
+	struct kvm_gmem_chunk *old = gmem_is_chunk(entry) ? entry : NULL;
+	struct kvm_gmem_chunk *c;
+	unsigned int w, first;
+	bool uniform = true;
+
+	for (w = 0; w < GMEM_CHUNK_WORDS; w++) {
+		unsigned long pa = w * GMEM_PAGES_PER_WORD;
+		unsigned long pb = pa + GMEM_PAGES_PER_WORD - 1;
+		unsigned long m;
+
+		words[w] = old ? old->bits[w] : GMEM_REP(xa_to_value(entry));
+		if (pa >= nvalid) {
+			words[w] = 0;
+			continue;
+		}
+		/* Keep pages beyond the end of the file at 0. */
+		if (pb >= nvalid)
+			words[w] &= gmem_page_mask(0, nvalid - 1 - pa);
+		if (b < pa || a > pb)
+			continue;
+		m = gmem_page_mask(max(a, pa) - pa, min(b, pb) - pa);
+		words[w] = (words[w] | (GMEM_REP(set) & m)) & ~(GMEM_REP(clear) & m);
+	}
+
+	first = words[0] & KVM_GMEM_STATE_MASK;
+	for (w = 0; w < GMEM_CHUNK_WORDS && uniform; w++) {
+		unsigned long pa = w * GMEM_PAGES_PER_WORD;
+		unsigned long want = GMEM_REP(first);
+
+		if (pa >= nvalid)
+			break;
+		if (pa + GMEM_PAGES_PER_WORD > nvalid)
+			want &= gmem_page_mask(0, nvalid - 1 - pa);
+		uniform = words[w] == want;
+	}
+
+	if (uniform) {
+		if (old) {
+			old->next = p->dead;
+			p->dead = old;
+			p->nr_dead++;
+		}
+		return gmem_plan_push(p, bs, be, xa_mk_value(first));
+	}
+
+	if (old && !memcmp(old->bits, words, sizeof(words)))
+		return gmem_plan_push(p, bs, be, old);
+
+	c = kmem_cache_alloc(kvm_gmem_chunk_cache, GMEM_GFP);
+	if (!c)
+		return -ENOMEM;
+	memcpy(c->bits, words, sizeof(words));
+	c->next = p->fresh;
+	p->fresh = c;
+	p->nr_fresh++;
+	if (old) {
+		old->next = p->dead;
+		p->dead = old;
+		p->nr_dead++;
+	}
+	return gmem_plan_push(p, bs, be, c);
+}
+
+static int gmem_plan_update(struct kvm_gmem_state *s, struct maple_tree *mt,
+			    struct gmem_plan *p, pgoff_t start, pgoff_t end,
+			    unsigned int set, unsigned int clear)
+{
+	MA_STATE(mas, mt, 0, 0);
+	pgoff_t first = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t last = min(round_up(end, KVM_GMEM_BLOCK_PAGES), s->nr_pages) - 1;
+	/* Fully covered blocks are [f0, f1). */
+	pgoff_t f0 = round_up(start, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t f1 = end == s->nr_pages ? end :
+		     round_down(end, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t pos = first;
+	struct gmem_run *r;
+	void *entry;
+	int ret;
+
+	while (pos <= last) {
+		pgoff_t be = min(pos + KVM_GMEM_BLOCK_PAGES - 1, s->nr_pages - 1);
+
+		mas_set(&mas, pos);
+		entry = mas_walk(&mas);
+		if (WARN_ON_ONCE(!entry || mas.index > pos))
+			return -EINVAL;
+
+		if (pos < f0 || pos >= f1 || gmem_is_chunk(entry)) {
+			ret = gmem_plan_block(p, entry, pos, be, start, end,
+					      set, clear);
+			pos = be + 1;
+		} else {
+			pgoff_t seg_end = min(mas.last, f1 - 1);
+			unsigned int st = xa_to_value(entry);
+
+			ret = gmem_plan_push(p, pos, seg_end,
+					     xa_mk_value((st | set) & ~clear));
+			pos = seg_end + 1;
+		}
+		if (ret)
+			return ret;
+	}
+
+	/* Merge with equal neighbours. */
+	r = &p->runs[0];
+	if (first && !gmem_is_chunk(r->entry)) {
+		mas_set(&mas, first - 1);
+		entry = mas_walk(&mas);
+		if (entry == r->entry)
+			r->first = mas.index;
+	}
+	r = &p->runs[p->nr - 1];
+	if (last + 1 < s->nr_pages && !gmem_is_chunk(r->entry)) {
+		mas_set(&mas, last + 1);
+		entry = mas_walk(&mas);
+		if (entry == r->entry)
+			r->last = mas.last;
+	}
+	return 0;
+}
+
+enum gmem_store_kind {
+	GMEM_STORE_NONE,
+	GMEM_STORE_EXACT,
+	GMEM_STORE_STRUCTURAL,
+};
+
+static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
+					  struct gmem_run *r)
+{
+	MA_STATE(mas, mt, r->first, r->first);
+	void *entry = mas_walk(&mas);
+
+	if (mas.index != r->first || mas.last != r->last)
+		return GMEM_STORE_STRUCTURAL;
+	return entry == r->entry ? GMEM_STORE_NONE : GMEM_STORE_EXACT;
+}
+
+static int gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p,
+			      long structural)
+{
+	MA_STATE(mas, mt, 0, 0);
+	unsigned long i;
+	int ret;
+
+	if (structural >= 0) {
+		struct gmem_run *r = &p->runs[structural];
+
+		mas_set_range(&mas, r->first, r->last);
+		ret = mas_preallocate(&mas, r->entry, GMEM_GFP);
+		if (ret)
+			return ret;
+		/* Nothing has changed so far; from here on nothing can fail. */
+		mas_store_prealloc(&mas, r->entry);
+	}
+
+	for (i = 0; i < p->nr; i++) {
+		struct gmem_run *r = &p->runs[i];
+
+		if ((long)i == structural ||
+		    gmem_classify(mt, r) != GMEM_STORE_EXACT)
+			continue;
+		mas_set_range(&mas, r->first, r->last);
+		/* An exact fit swaps one slot and never allocates. */
+		ret = mas_store_gfp(&mas, r->entry, GFP_NOWAIT);
+		WARN_ON_ONCE(ret);
+	}
+	return 0;
+}
+
+static int gmem_commit_copy(struct kvm_gmem_state *s,
+			    struct kvm_gmem_state_tree *old, struct gmem_plan *p)
+{
+	MA_STATE(mas, NULL, 0, 0);
+	struct kvm_gmem_state_tree *t = gmem_tree_alloc(s);
+	unsigned long i;
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	ret = __mt_dup(&old->mt, &t->mt, GMEM_GFP);
+	if (ret) {
+		kfree(t);
+		return ret;
+	}
+	/*
+	 * No reader can see the copy before it is published: build it
+	 * outside RCU mode, so replaced nodes are freed at once, as
+	 * dup_mmap() does with the copy of the VMA tree.
+	 */
+	mt_clear_in_rcu(&t->mt);
+
+	mas.tree = &t->mt;
+	for (i = 0; i < p->nr; i++) {
+		struct gmem_run *r = &p->runs[i];
+
+		if (gmem_classify(&t->mt, r) == GMEM_STORE_NONE)
+			continue;
+		mas_set_range(&mas, r->first, r->last);
+		ret = mas_store_gfp(&mas, r->entry, GMEM_GFP);
+		if (ret) {
+			/* Nobody has seen the copy. */
+			__mt_destroy(&t->mt);
+			kfree(t);
+			return ret;
+		}
+	}
+
+	mt_set_in_rcu(&t->mt);
+	rcu_assign_pointer(s->tree, t);
+	call_rcu(&old->rcu, gmem_tree_free_rcu);
+	return 0;
+}
+
+/* Whether 1G block @g needs a new leaf for an update of [@start, @end). */
+static bool gmem_blk_needs_leaf(struct kvm_gmem_state *s, unsigned long g,
+				pgoff_t start, pgoff_t end)
+{
+	pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+
+	/* A whole 1G block without a leaf is uniform; covered, it stays so. */
+	return !s->gig_blk[g] && base + KVM_GMEM_GIG_PAGES <= s->nr_pages &&
+	       (start > base || end < base + KVM_GMEM_GIG_PAGES);
+}
+
+/* Allocate the (at most two) leaves an update of [@start, @end) needs. */
+static int gmem_blk_prepare(struct kvm_gmem_state *s, pgoff_t start,
+			    pgoff_t end, u8 **fresh)
+{
+	unsigned long g0 = start >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+
+	if (!s->gig_blk)
+		return 0;
+	if (gmem_blk_needs_leaf(s, g0, start, end)) {
+		fresh[0] = kvmalloc(KVM_GMEM_BLOCKS_PER_GIG, GMEM_GFP);
+		if (!fresh[0])
+			return -ENOMEM;
+	}
+	if (g1 != g0 && gmem_blk_needs_leaf(s, g1, start, end)) {
+		fresh[1] = kvmalloc(KVM_GMEM_BLOCKS_PER_GIG, GMEM_GFP);
+		if (!fresh[1])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * After the tree took plan @p for [@start, @end), store the new 2M bytes and
+ * publish the leaves of @fresh (from gmem_blk_prepare()).
+ */
+static void gmem_blk_update(struct kvm_gmem_state *s, struct gmem_plan *p,
+			    pgoff_t start, pgoff_t end, u8 **fresh)
+{
+	pgoff_t hs = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t he = min(round_up(end, KVM_GMEM_BLOCK_PAGES), s->nr_pages);
+	unsigned long g0 = start >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long i, g, b, b1;
+	pgoff_t a, z, next;
+	u8 *leaf, val;
+
+	if (!s->gig_blk)
+		return;
+	/* A new leaf starts out as the uniform 1G block it describes. */
+	if (fresh[0])
+		memset(fresh[0], s->gig_state[g0], KVM_GMEM_BLOCKS_PER_GIG);
+	if (fresh[1])
+		memset(fresh[1], s->gig_state[g1], KVM_GMEM_BLOCKS_PER_GIG);
+
+	for (i = 0; i < p->nr; i++) {
+		struct gmem_run *r = &p->runs[i];
+
+		val = gmem_is_chunk(r->entry) ? 0 : xa_to_value(r->entry) + 1;
+		z = min(r->last + 1, he);
+		for (a = max(r->first, hs); a < z; a = next) {
+			g = a >> KVM_GMEM_STATE_ORDER_1G;
+			next = min((g + 1) << KVM_GMEM_STATE_ORDER_1G, z);
+			if (g == g0 && fresh[0])
+				leaf = fresh[0];
+			else if (g == g1 && fresh[1])
+				leaf = fresh[1];
+			else
+				leaf = s->gig_blk[g];
+			if (!leaf)
+				continue;
+			b = (a >> KVM_GMEM_STATE_ORDER_2M) &
+			    (KVM_GMEM_BLOCKS_PER_GIG - 1);
+			b1 = ((next - 1) >> KVM_GMEM_STATE_ORDER_2M) &
+			     (KVM_GMEM_BLOCKS_PER_GIG - 1);
+			for (; b <= b1; b++)
+				WRITE_ONCE(leaf[b], val);
+		}
+	}
+
+	for (i = 0; i < 2; i++) {
+		if (!fresh[i])
+			continue;
+		/* Publish the filled leaf; pairs with the lookup's acquire. */
+		smp_store_release(&s->gig_blk[i ? g1 : g0], fresh[i]);
+		s->nr_blk_leaves++;
+		fresh[i] = NULL;
+	}
+}
+
+/*
+ * Recompute the 1G table entries of the blocks [@start, @end) touches, after
+ * the tree changed. Merges with neighbours change no page state, so no
+ * other block can have changed.
+ */
+static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
+			     pgoff_t end)
+{
+	MA_STATE(mas, &gmem_tree_locked(s)->mt, 0, 0);
+	unsigned long g, g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	pgoff_t base;
+	void *entry;
+	u8 val;
+
+	if (!s->gig_state)
+		return;
+	for (g = start >> KVM_GMEM_STATE_ORDER_1G; g <= g1; g++) {
+		base = g << KVM_GMEM_STATE_ORDER_1G;
+		val = 0;
+		if (base + KVM_GMEM_GIG_PAGES <= s->nr_pages) {
+			mas_set(&mas, base);
+			entry = mas_walk(&mas);
+			if (xa_is_value(entry) &&
+			    mas.last >= base + KVM_GMEM_GIG_PAGES - 1)
+				val = xa_to_value(entry) + 1;
+		}
+		/* Readers take state and order from this one byte. */
+		WRITE_ONCE(s->gig_state[g], val);
+	}
+}
+
+int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
+			  pgoff_t end, unsigned int set, unsigned int clear)
+{
+	struct kvm_gmem_state_tree *t;
+	struct kvm_gmem_chunk *c;
+	long structural = -1;
+	unsigned long i, nr_structural = 0;
+	u8 *fresh[2] = { NULL, NULL };
+	struct gmem_plan p;
+	int ret;
+
+	lockdep_assert_held_write(s->lock);
+	if (start >= end || end > s->nr_pages ||
+	    (set | clear) & ~KVM_GMEM_STATE_MASK)
+		return -EINVAL;
+	if (!set && !clear)
+		return 0;
+
+	t = gmem_tree_locked(s);
+	gmem_plan_init(&p);
+	ret = gmem_plan_update(s, &t->mt, &p, start, end, set, clear);
+	if (ret)
+		goto out;
+	ret = gmem_blk_prepare(s, start, end, fresh);
+	if (ret)
+		goto out;
+
+	for (i = 0; i < p.nr; i++) {
+		if (gmem_classify(&t->mt, &p.runs[i]) == GMEM_STORE_STRUCTURAL) {
+			structural = i;
+			nr_structural++;
+		}
+	}
+
+	if (nr_structural <= 1)
+		ret = gmem_commit_direct(&t->mt, &p, structural);
+	else
+		ret = gmem_commit_copy(s, t, &p);
+	if (ret)
+		goto out;
+
+	gmem_blk_update(s, &p, start, end, fresh);
+	gmem_gig_refresh(s, start, end);
+	s->nr_chunks += p.nr_fresh;
+	s->nr_chunks -= p.nr_dead;
+	while (p.dead) {
+		c = p.dead;
+		p.dead = c->next;
+		call_rcu(&c->rcu, gmem_chunk_free_rcu);
+	}
+out:
+	kvfree(fresh[0]);
+	kvfree(fresh[1]);
+	gmem_plan_release(&p, ret);
+	return ret;
+}
+
+/* Userfault bits. */
+
+static inline unsigned long *gmem_uf_leaf(struct kvm_gmem_uf *uf, pgoff_t index)
+{
+	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
+
+	if (!uf || g >= uf->nr_gigs)
+		return NULL;
+	/* Pairs with smp_store_release() in set_missing: leaf is zeroed. */
+	return smp_load_acquire(&uf->gig[g].bits);
+}
+
+static inline bool gmem_uf_test(struct kvm_gmem_uf *uf, pgoff_t index)
+{
+	unsigned long *bits = gmem_uf_leaf(uf, index);
+
+	return bits && test_bit(index & (KVM_GMEM_GIG_PAGES - 1), bits);
+}
+
+static bool gmem_uf_block_empty(const unsigned long *bits, unsigned long blk)
+{
+	const unsigned long *w = bits + blk * (KVM_GMEM_BLOCK_PAGES / BITS_PER_LONG);
+	unsigned long i, any = 0;
+
+	for (i = 0; i < KVM_GMEM_BLOCK_PAGES / BITS_PER_LONG; i++)
+		any |= READ_ONCE(w[i]);
+	return !any;
+}
+
+/* Clear the summary bits of block @blk of gig @g if it is empty. */
+static void gmem_uf_trim_summary(struct kvm_gmem_state *s,
+				 struct kvm_gmem_uf *uf, unsigned long g,
+				 unsigned long blk)
+{
+	struct kvm_gmem_uf_gig *gig = &uf->gig[g];
+
+	lockdep_assert_held(&s->uf_lock);
+	if (!gmem_uf_block_empty(gig->bits, blk))
+		return;
+	clear_bit(blk, gig->sum2m);
+	if (bitmap_empty(gig->sum2m, KVM_GMEM_BLOCKS_PER_GIG))
+		clear_bit(g, uf->sum1g);
+}
+
+static struct kvm_gmem_uf *gmem_uf_alloc(struct kvm_gmem_state *s)
+{
+	unsigned long nr_gigs = DIV_ROUND_UP(s->nr_pages, KVM_GMEM_GIG_PAGES);
+	struct kvm_gmem_uf *uf;
+	size_t size;
+
+	if (nr_gigs > KVM_GMEM_UF_MAX_GIGS)
+		return NULL;
+	size = struct_size(uf, gig, nr_gigs) +
+	       BITS_TO_LONGS(nr_gigs) * sizeof(unsigned long);
+	uf = kvzalloc(size, GMEM_GFP);
+	if (!uf)
+		return NULL;
+	uf->nr_gigs = nr_gigs;
+	uf->sum1g = (unsigned long *)&uf->gig[nr_gigs];
+	return uf;
+}
+
+static size_t gmem_uf_table_bytes(unsigned long nr_gigs)
+{
+	return sizeof(struct kvm_gmem_uf) +
+	       nr_gigs * sizeof(struct kvm_gmem_uf_gig) +
+	       BITS_TO_LONGS(nr_gigs) * sizeof(unsigned long);
+}
+
+/*
+ * Set bits [@a, @b) of @bits. Bits outside the range may be cleared
+ * concurrently, so partial words use atomic bit operations; a whole word
+ * belongs to the range and can simply be written.
+ */
+static void gmem_bits_set(unsigned long *bits, unsigned long a, unsigned long b)
+{
+	while (a < b && a % BITS_PER_LONG)
+		set_bit(a++, bits);
+	for (; a + BITS_PER_LONG <= b; a += BITS_PER_LONG)
+		WRITE_ONCE(bits[BIT_WORD(a)], ~0UL);
+	while (a < b)
+		set_bit(a++, bits);
+}
+
+static void gmem_bits_clear(unsigned long *bits, unsigned long a,
+			    unsigned long b)
+{
+	while (a < b && a % BITS_PER_LONG)
+		clear_bit(a++, bits);
+	for (; a + BITS_PER_LONG <= b; a += BITS_PER_LONG)
+		WRITE_ONCE(bits[BIT_WORD(a)], 0);
+	while (a < b)
+		clear_bit(a++, bits);
+}
+
+int kvm_gmem_state_set_missing(struct kvm_gmem_state *s, pgoff_t start,
+			       pgoff_t end)
+{
+	unsigned long g, g0, g1, nr_new = 0;
+	unsigned long *fresh = NULL, *leaf;
+	struct kvm_gmem_uf *uf = s->uf;
+	bool new_uf = false;
+
+	lockdep_assert_held_write(s->lock);
+	if (start >= end || end > s->nr_pages)
+		return -EINVAL;
+
+	if (!uf) {
+		uf = gmem_uf_alloc(s);
+		if (!uf)
+			return -ENOMEM;
+		new_uf = true;
+	}
+
+	/* Allocate all leaves first, chained through their first word. */
+	g0 = start >> KVM_GMEM_STATE_ORDER_1G;
+	g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	for (g = g0; g <= g1; g++) {
+		if (uf->gig[g].bits)
+			continue;
+		leaf = kvzalloc(KVM_GMEM_UF_LEAF_BYTES, GMEM_GFP);
+		if (!leaf)
+			goto nomem;
+		leaf[0] = (unsigned long)fresh;
+		fresh = leaf;
+		nr_new++;
+	}
+
+	for (g = g0; g <= g1; g++) {
+		pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+		pgoff_t a = max(start, base) - base;
+		pgoff_t b = min(end, base + KVM_GMEM_GIG_PAGES) - base;
+
+		leaf = uf->gig[g].bits;
+		if (!leaf) {
+			leaf = fresh;
+			fresh = (unsigned long *)leaf[0];
+			leaf[0] = 0;
+			/* Publish the zeroed leaf; pairs with gmem_uf_leaf(). */
+			smp_store_release(&uf->gig[g].bits, leaf);
+		}
+		gmem_bits_set(leaf, a, b);
+	}
+	if (new_uf)
+		/* Publish the table and its leaves to lockless readers. */
+		smp_store_release(&s->uf, uf);
+	s->nr_uf_leaves += nr_new;
+
+	/* Page bits first, then the summary (see the top of this file). */
+	spin_lock(&s->uf_lock);
+	for (g = g0; g <= g1; g++) {
+		pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+		pgoff_t a = max(start, base) - base;
+		pgoff_t b = min(end, base + KVM_GMEM_GIG_PAGES) - base;
+		unsigned long blk0 = a >> KVM_GMEM_STATE_ORDER_2M;
+		unsigned long blk1 = (b - 1) >> KVM_GMEM_STATE_ORDER_2M;
+
+		bitmap_set(uf->gig[g].sum2m, blk0, blk1 - blk0 + 1);
+		set_bit(g, uf->sum1g);
+	}
+	spin_unlock(&s->uf_lock);
+	return 0;
+
+nomem:
+	while (fresh) {
+		leaf = fresh;
+		fresh = (unsigned long *)leaf[0];
+		kvfree(leaf);
+	}
+	if (new_uf)
+		kvfree(uf);
+	return -ENOMEM;
+}
+
+bool kvm_gmem_state_clear_missing(struct kvm_gmem_state *s, pgoff_t start,
+				  pgoff_t end)
+{
+	struct kvm_gmem_uf *uf = s->uf;
+	unsigned long g, g0, g1;
+
+	lockdep_assert_held_write(s->lock);
+	if (!uf || start >= end || end > s->nr_pages)
+		return false;
+
+	g0 = start >> KVM_GMEM_STATE_ORDER_1G;
+	g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	for (g = g0; g <= g1; g++) {
+		pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+		pgoff_t a = max(start, base) - base;
+		pgoff_t b = min(end, base + KVM_GMEM_GIG_PAGES) - base;
+		struct kvm_gmem_uf_gig *gig = &uf->gig[g];
+		unsigned long blk0, blk1;
+
+		if (!gig->bits)
+			continue;
+		gmem_bits_clear(gig->bits, a, b);
+
+		blk0 = a >> KVM_GMEM_STATE_ORDER_2M;
+		blk1 = (b - 1) >> KVM_GMEM_STATE_ORDER_2M;
+		spin_lock(&s->uf_lock);
+		/* Only the edge blocks can still hold set bits. */
+		gmem_uf_trim_summary(s, uf, g, blk0);
+		gmem_uf_trim_summary(s, uf, g, blk1);
+		if (blk1 > blk0 + 1) {
+			bitmap_clear(gig->sum2m, blk0 + 1, blk1 - blk0 - 1);
+			if (bitmap_empty(gig->sum2m, KVM_GMEM_BLOCKS_PER_GIG))
+				clear_bit(g, uf->sum1g);
+		}
+		spin_unlock(&s->uf_lock);
+	}
+	return atomic_read(&s->uf_waiters) > 0;
+}
+
+/*
+ * The slow path of kvm_gmem_state_clear_missing_one(): page @index was
+ * cleared and its bitmap word read back as zero, so its 2M block (and then
+ * its 1G block) may have become empty.
+ */
+noinline void __kvm_gmem_state_trim_missing(struct kvm_gmem_state *s,
+					    pgoff_t index)
+{
+	struct kvm_gmem_uf *uf = READ_ONCE(s->uf);
+
+	spin_lock(&s->uf_lock);
+	gmem_uf_trim_summary(s, uf, index >> KVM_GMEM_STATE_ORDER_1G,
+			     (index & (KVM_GMEM_GIG_PAGES - 1)) >>
+			     KVM_GMEM_STATE_ORDER_2M);
+	spin_unlock(&s->uf_lock);
+}
+
+void kvm_gmem_state_wait_prepare(struct kvm_gmem_state *s)
+{
+	atomic_inc(&s->uf_waiters);
+	/* Order the count before the caller's re-check of the bit. */
+	smp_mb__after_atomic();
+}
+
+void kvm_gmem_state_wait_finish(struct kvm_gmem_state *s)
+{
+	atomic_dec(&s->uf_waiters);
+}
+
+/* Lookups. */
+
+/*
+ * gmem_tree_lookup() without the 1G table: the span of the entry decides
+ * about a 1G order. Under the RCU read lock.
+ */
+static noinline unsigned int gmem_tree_lookup_span(struct maple_tree *mt,
+						   pgoff_t index,
+						   unsigned int *order)
+{
+	MA_STATE(mas, mt, index, index);
+	pgoff_t base = round_down(index, KVM_GMEM_BLOCK_PAGES);
+	void *entry;
+
+	entry = mas_walk(&mas);
+	if (gmem_is_chunk(entry)) {
+		*order = 0;
+		return gmem_chunk_get(entry, index - base);
+	}
+	*order = 0;
+	if (base + KVM_GMEM_BLOCK_PAGES - 1 <= mas.last)
+		*order = KVM_GMEM_STATE_ORDER_2M;
+	base = round_down(index, KVM_GMEM_GIG_PAGES);
+	if (base >= mas.index && base + KVM_GMEM_GIG_PAGES - 1 <= mas.last)
+		*order = KVM_GMEM_STATE_ORDER_1G;
+	return xa_to_value(entry);
+}
+
+/*
+ * State of page @index in the tree and the largest order, at most
+ * @max_order, over which the tree state is uniform. Under the RCU read lock.
+ */
+static inline unsigned int gmem_tree_lookup(struct kvm_gmem_state *s,
+					    struct maple_tree *mt,
+					    pgoff_t index,
+					    unsigned int max_order,
+					    unsigned int *order)
+{
+	pgoff_t base = round_down(index, KVM_GMEM_BLOCK_PAGES);
+	void *entry;
+
+	/*
+	 * A chunk covers exactly the 2M block around @index, and a value
+	 * entry whole 2M blocks (the last one may be cut short by the end of
+	 * the file). So only a 1G order needs the span of the entry, and with
+	 * the 1G table the caller has ruled that out.
+	 */
+	if (unlikely(max_order >= KVM_GMEM_STATE_ORDER_1G && !s->gig_state))
+		return gmem_tree_lookup_span(mt, index, order);
+
+	entry = mtree_load(mt, index);
+	if (gmem_is_chunk(entry)) {
+		*order = 0;
+		return gmem_chunk_get(entry, index - base);
+	}
+	*order = max_order >= KVM_GMEM_STATE_ORDER_2M &&
+		 base + KVM_GMEM_BLOCK_PAGES <= s->nr_pages ?
+		 KVM_GMEM_STATE_ORDER_2M : 0;
+	return xa_to_value(entry);
+}
+
+/*
+ * The userfault part of a lookup: KVM_GMEM_STATE_MISSING if page @index is
+ * missing, and @order trimmed to what has no missing page.
+ */
+static noinline unsigned int gmem_uf_lookup(struct kvm_gmem_uf *uf,
+					    pgoff_t index, unsigned int *order)
+{
+	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long *bits;
+
+	/*
+	 * A clear 1G summary bit means no page of the 1G block is missing
+	 * (see the summary ordering above): one word read skips the rest.
+	 */
+	if (!test_bit(g, uf->sum1g))
+		return 0;
+	bits = gmem_uf_leaf(uf, index);
+	if (bits && test_bit(index & (KVM_GMEM_GIG_PAGES - 1), bits)) {
+		*order = 0;
+		return KVM_GMEM_STATE_MISSING;
+	}
+	if (*order >= KVM_GMEM_STATE_ORDER_2M)
+		*order = test_bit((index >> KVM_GMEM_STATE_ORDER_2M) &
+				  (KVM_GMEM_BLOCKS_PER_GIG - 1),
+				  uf->gig[g].sum2m) ?
+			 0 : KVM_GMEM_STATE_ORDER_2M;
+	return 0;
+}
+
+unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
+				   unsigned int max_order, unsigned int *order)
+{
+	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
+	struct kvm_gmem_state_tree *t;
+	struct kvm_gmem_uf *uf;
+	unsigned int st, o;
+	u8 *leaf, val = 0;
+
+	if (WARN_ON_ONCE(index >= s->nr_pages)) {
+		if (order)
+			*order = 0;
+		return 0;
+	}
+	if (!order)
+		max_order = 0;
+
+	/*
+	 * A uniform 1G or 2M block needs no walk: state and order come from
+	 * one byte (see "1G table" above).
+	 */
+	if (likely(s->gig_state)) {
+		val = READ_ONCE(s->gig_state[g]);
+		o = KVM_GMEM_STATE_ORDER_1G;
+		if (!val) {
+			/* Pairs with smp_store_release() in gmem_blk_update(). */
+			leaf = smp_load_acquire(&s->gig_blk[g]);
+			if (leaf)
+				val = READ_ONCE(leaf[(index >> KVM_GMEM_STATE_ORDER_2M) &
+						     (KVM_GMEM_BLOCKS_PER_GIG - 1)]);
+			o = KVM_GMEM_STATE_ORDER_2M;
+		}
+	}
+	if (val) {
+		st = val - 1;
+		if (o > max_order)
+			o = max_order >= KVM_GMEM_STATE_ORDER_2M ?
+			    KVM_GMEM_STATE_ORDER_2M : 0;
+	} else {
+		rcu_read_lock();
+		t = rcu_dereference(s->tree);
+		st = gmem_tree_lookup(s, &t->mt, index, max_order, &o);
+		rcu_read_unlock();
+	}
+
+	/* Pairs with smp_store_release() of s->uf in set_missing. */
+	uf = smp_load_acquire(&s->uf);
+	if (unlikely(uf))
+		st |= gmem_uf_lookup(uf, index, &o);
+	if (order)
+		*order = o;
+	return st;
+}
+
+/*
+ * First index in [@pos, @limit) whose missing bit differs from @missing,
+ * or @limit.
+ */
+static pgoff_t gmem_uf_next_change(struct kvm_gmem_uf *uf, pgoff_t pos,
+				   pgoff_t limit, bool missing)
+{
+	if (!uf && !missing)
+		return limit;
+
+	while (pos < limit) {
+		pgoff_t base = round_down(pos, KVM_GMEM_GIG_PAGES);
+		pgoff_t gend = min(base + KVM_GMEM_GIG_PAGES, limit);
+		unsigned long *bits = gmem_uf_leaf(uf, pos);
+		unsigned long n;
+
+		if (!bits) {
+			if (missing)
+				return pos;
+			pos = gend;
+			continue;
+		}
+		if (missing)
+			n = find_next_zero_bit(bits, gend - base, pos - base);
+		else
+			n = find_next_bit(bits, gend - base, pos - base);
+		if (n < gend - base)
+			return base + n;
+		pos = gend;
+	}
+	return limit;
+}
+
+/* Tree state at @pos and the end of the span of the same tree state. */
+static unsigned int gmem_tree_span(struct maple_tree *mt, pgoff_t pos,
+				   pgoff_t limit, pgoff_t *span_end)
+{
+	MA_STATE(mas, mt, pos, pos);
+	void *entry = mas_walk(&mas);
+	unsigned int st;
+	pgoff_t e;
+
+	if (!gmem_is_chunk(entry)) {
+		*span_end = min(mas.last, limit - 1) + 1;
+		return xa_to_value(entry);
+	}
+
+	st = gmem_chunk_get(entry, pos - mas.index);
+	for (e = pos + 1; e < limit && e <= mas.last; e++)
+		if (gmem_chunk_get(entry, e - mas.index) != st)
+			break;
+	*span_end = e;
+	return st;
+}
+
+unsigned int kvm_gmem_state_range(struct kvm_gmem_state *s, pgoff_t index,
+				  pgoff_t end, pgoff_t *run_end)
+{
+	/* Pairs with smp_store_release() of s->uf in set_missing. */
+	struct kvm_gmem_uf *uf = smp_load_acquire(&s->uf);
+	struct kvm_gmem_state_tree *t;
+	pgoff_t pos = index, span_end, m;
+	unsigned int st, st2;
+	bool missing;
+
+	end = min(end, s->nr_pages);
+	if (WARN_ON_ONCE(index >= end)) {
+		*run_end = end;
+		return 0;
+	}
+
+	missing = gmem_uf_test(uf, index);
+	rcu_read_lock();
+	t = rcu_dereference(s->tree);
+	st = gmem_tree_span(&t->mt, pos, end, &span_end);
+	for (;;) {
+		m = gmem_uf_next_change(uf, pos, span_end, missing);
+		if (m < span_end) {
+			*run_end = m;
+			break;
+		}
+		pos = span_end;
+		if (pos >= end) {
+			*run_end = end;
+			break;
+		}
+		st2 = gmem_tree_span(&t->mt, pos, end, &span_end);
+		if (st2 != st) {
+			*run_end = pos;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return st | (missing ? KVM_GMEM_STATE_MISSING : 0);
+}
+
+void kvm_gmem_state_stats(struct kvm_gmem_state *s,
+			  struct kvm_gmem_state_stats *stats)
+{
+	MA_STATE(mas, &gmem_tree_locked(s)->mt, 0, 0);
+	struct maple_enode *node = NULL;
+	unsigned long leaves = 0, level;
+	void *entry;
+
+	memset(stats, 0, sizeof(*stats));
+	rcu_read_lock();
+	mas_for_each(&mas, entry, s->nr_pages - 1) {
+		stats->tree_entries++;
+		if (mas.node != node) {
+			node = mas.node;
+			leaves++;
+		}
+	}
+	rcu_read_unlock();
+
+	/*
+	 * Leaf nodes are counted; the few internal nodes are estimated from
+	 * the fan-out of a half-full node.
+	 */
+	stats->tree_nodes = leaves;
+	for (level = leaves; level > 1; ) {
+		level = DIV_ROUND_UP(level, MAPLE_RANGE64_SLOTS / 2);
+		stats->tree_nodes += level;
+	}
+	stats->chunks = s->nr_chunks;
+	stats->uf_leaves = s->nr_uf_leaves;
+	stats->bytes = sizeof(struct kvm_gmem_state_tree) +
+		       stats->tree_nodes * sizeof(struct maple_node) +
+		       stats->chunks * sizeof(struct kvm_gmem_chunk) +
+		       stats->uf_leaves * KVM_GMEM_UF_LEAF_BYTES;
+	if (s->uf)
+		stats->bytes += gmem_uf_table_bytes(s->uf->nr_gigs);
+	if (s->gig_state)
+		stats->bytes += DIV_ROUND_UP(s->nr_pages, KVM_GMEM_GIG_PAGES) *
+				(sizeof(u8) + sizeof(u8 *)) +
+				s->nr_blk_leaves * KVM_GMEM_BLOCKS_PER_GIG;
+}

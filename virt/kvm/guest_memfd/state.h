@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The one lookup: per-inode faultability ranges and userfault bits of a
+ * guest_memfd file.
+ *
+ * Every consumer of guest_memfd page state (host mmap faults, KVM's
+ * get_pfn, conversion, guest sharing hypercalls, hugetlb split/merge) asks
+ * kvm_gmem_state_lookup() and nothing else.
+ *
+ * Faultability lives in a maple tree of page ranges. Inside the file an
+ * entry is never NULL: it is either xa_mk_value(state) for a range of whole
+ * 2M blocks with one state (state 0, private, included; the last block may
+ * be cut short by the end of the file), or a pointer to a chunk holding 2
+ * bits per page for exactly one 2M block whose pages differ. Beyond the
+ * file the tree is NULL. The layout is canonical: a block is a chunk if and
+ * only if its pages differ, and equal neighbouring values are always
+ * merged, so the tree depends only on the page states, never on the
+ * history of operations, and fragmentation costs at most one chunk per 2M
+ * block. A byte per 1G block caches whether the whole block has one state,
+ * so that most lookups of a uniform 1G block need no tree walk.
+ *
+ * Userfault ("missing") bits live beside it: one bit per page in 32 KiB
+ * leaves of 1G each, allocated on first set, plus a summary bit per 2M
+ * block and per 1G block.
+ */
+#ifndef __KVM_GMEM_STATE_H
+#define __KVM_GMEM_STATE_H
+
+#include <linux/types.h>
+#include <linux/bitops.h>
+#include <linux/compiler.h>
+#include <linux/maple_tree.h>
+#include <linux/rcupdate.h>
+#include <linux/rwsem.h>
+#include <linux/spinlock.h>
+
+/* Host may fault the page in; KVM maps it as shared. */
+#define KVM_GMEM_STATE_SHARED		0x1u
+/* The guest has agreed to share the page (pKVM model). */
+#define KVM_GMEM_STATE_GUEST_SHARED	0x2u
+/* Number of stored state bits per page; chunks hold this many per page. */
+#define KVM_GMEM_STATE_BITS		2
+#define KVM_GMEM_STATE_MASK		((1u << KVM_GMEM_STATE_BITS) - 1)
+/* Lookup result only: the page's contents are not here yet. */
+#define KVM_GMEM_STATE_MISSING		0x80u
+
+#define KVM_GMEM_STATE_ORDER_2M		9
+#define KVM_GMEM_STATE_ORDER_1G		18
+#define KVM_GMEM_BLOCK_PAGES		BIT(KVM_GMEM_STATE_ORDER_2M)
+#define KVM_GMEM_GIG_PAGES		BIT(KVM_GMEM_STATE_ORDER_1G)
+#define KVM_GMEM_BLOCKS_PER_GIG		(KVM_GMEM_GIG_PAGES / KVM_GMEM_BLOCK_PAGES)
+#define KVM_GMEM_UF_LEAF_BYTES		(KVM_GMEM_GIG_PAGES / 8)
+
+/*
+ * Largest file whose userfault bits and 1G state table can be kept, in 1G
+ * units (1 PiB).
+ */
+#define KVM_GMEM_UF_MAX_GIGS		BIT(20)
+
+struct kvm_gmem_state_tree;
+
+/* Userfault bits of one 1G block. */
+struct kvm_gmem_uf_gig {
+	unsigned long *bits;	/* 32 KiB, NULL until a page is set */
+	unsigned long sum2m[KVM_GMEM_BLOCKS_PER_GIG / BITS_PER_LONG];
+};
+
+struct kvm_gmem_uf {
+	unsigned long nr_gigs;
+	unsigned long *sum1g;	/* points behind gig[] */
+	struct kvm_gmem_uf_gig gig[];
+};
+
+/**
+ * struct kvm_gmem_state - page state of one guest_memfd inode
+ * @tree: faultability ranges; replaced as a whole only when one update
+ *	needs more than one allocating store (see state.c)
+ * @lock: the lock that orders writers (the mapping's invalidate_lock)
+ * @nr_pages: file size in pages
+ * @uf: userfault bits, NULL until the first page is set missing
+ * @uf_lock: orders summary bit updates against the lockless clear
+ * @uf_waiters: number of tasks waiting for a missing page (see
+ *	kvm_gmem_state_wait_prepare())
+ * @gig_state: per 1G block of the file, the state plus one if @tree holds
+ *	a single value entry over the whole block, else 0; written by writers
+ *	after the tree, read locklessly by kvm_gmem_state_lookup(). NULL for
+ *	files larger than KVM_GMEM_UF_MAX_GIGS.
+ * @gig_blk: per 1G block, NULL while the block is uniform, else a byte per
+ *	2M block: the state plus one if the block is one value entry, 0 if it
+ *	is a chunk; allocated when the 1G block first stops being uniform
+ * @nr_chunks: number of per-page chunks in @tree
+ * @nr_uf_leaves: number of allocated 1G userfault leaves
+ * @nr_blk_leaves: number of allocated @gig_blk leaves
+ */
+struct kvm_gmem_state {
+	struct kvm_gmem_state_tree __rcu *tree;
+	struct rw_semaphore *lock;
+	pgoff_t nr_pages;
+	u8 *gig_state;
+	u8 **gig_blk;
+	struct kvm_gmem_uf *uf;
+	spinlock_t uf_lock;	/* summary bits: set vs lockless clear */
+	atomic_t uf_waiters;
+	unsigned long nr_chunks;
+	unsigned long nr_uf_leaves;
+	unsigned long nr_blk_leaves;
+};
+
+/**
+ * struct kvm_gmem_state_stats - where the metadata bytes go
+ * @tree_entries: number of tree entries in the file (values and chunks)
+ * @tree_nodes: maple tree nodes
+ * @chunks: per-page chunks
+ * @uf_leaves: allocated 1G userfault leaves
+ * @bytes: total bytes of metadata (leaf nodes are counted exactly,
+ *	internal nodes estimated)
+ */
+struct kvm_gmem_state_stats {
+	unsigned long tree_entries;
+	unsigned long tree_nodes;
+	unsigned long chunks;
+	unsigned long uf_leaves;
+	unsigned long bytes;
+};
+
+/* Result of kvm_gmem_state_clear_missing_one(). */
+enum kvm_gmem_uf_clear {
+	KVM_GMEM_UF_NOT_MISSING = 0,	/* the page was not missing */
+	KVM_GMEM_UF_CLEARED,		/* cleared, nobody waits */
+	KVM_GMEM_UF_WAKE,		/* cleared, caller must wake waiters */
+};
+
+/**
+ * kvm_gmem_state_cache_init() - create the chunk cache
+ *
+ * Call once before any kvm_gmem_state_init(), e.g. from kvm_gmem_init().
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int kvm_gmem_state_cache_init(void);
+
+/**
+ * kvm_gmem_state_cache_exit() - destroy the chunk cache
+ *
+ * Waits for pending RCU frees; call after the last kvm_gmem_state_destroy().
+ */
+void kvm_gmem_state_cache_exit(void);
+
+/**
+ * kvm_gmem_state_init() - set up the state of a file of @nr_pages pages
+ * @s: the state to initialise
+ * @lock: lock held for write by every writer (the invalidate_lock)
+ * @nr_pages: file size in pages, at least 1
+ * @state: initial state of every page (KVM_GMEM_STATE_* bits)
+ *
+ * Return: 0, -EINVAL for a bad argument, or -ENOMEM.
+ */
+int kvm_gmem_state_init(struct kvm_gmem_state *s, struct rw_semaphore *lock,
+			pgoff_t nr_pages, unsigned int state);
+
+/**
+ * kvm_gmem_state_destroy() - free everything @s holds
+ * @s: the state
+ *
+ * No reader or writer may use @s any more; memory reachable by RCU readers
+ * is freed after a grace period.
+ */
+void kvm_gmem_state_destroy(struct kvm_gmem_state *s);
+
+/**
+ * kvm_gmem_state_update() - set and clear state bits over a range
+ * @s: the state
+ * @start: first page
+ * @end: page after the last one, at most the file size
+ * @set: bits to set (state |= @set)
+ * @clear: bits to clear (state &= ~@clear), applied after @set
+ *
+ * Either the whole range changes or, on failure, nothing does.
+ *
+ * Context: the caller holds @s->lock for write. May sleep.
+ * Return: 0, -EINVAL for a bad range or bit, or -ENOMEM.
+ */
+int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
+			  pgoff_t end, unsigned int set, unsigned int clear);
+
+/**
+ * kvm_gmem_state_set_missing() - mark a range's contents as missing
+ * @s: the state
+ * @start: first page
+ * @end: page after the last one
+ *
+ * Allocates userfault leaves as needed; on -ENOMEM nothing changes.
+ *
+ * Context: the caller holds @s->lock for write. May sleep.
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int kvm_gmem_state_set_missing(struct kvm_gmem_state *s, pgoff_t start,
+			       pgoff_t end);
+
+/**
+ * kvm_gmem_state_clear_missing() - mark a range's contents as present
+ * @s: the state
+ * @start: first page
+ * @end: page after the last one
+ *
+ * Never allocates. The caller wakes waiters if the result says so.
+ *
+ * Context: the caller holds @s->lock for write.
+ * Return: true if waiters must be woken, false otherwise.
+ */
+bool kvm_gmem_state_clear_missing(struct kvm_gmem_state *s, pgoff_t start,
+				  pgoff_t end);
+
+void __kvm_gmem_state_trim_missing(struct kvm_gmem_state *s, pgoff_t index);
+
+/**
+ * kvm_gmem_state_clear_missing_one() - mark one page present (post-copy)
+ * @s: the state
+ * @index: the page
+ *
+ * The critical path of post-copy, inline: one atomic bit operation, a
+ * summary update (out of line, under @s->uf_lock) only when the page was
+ * the last missing one of its word, and one read of the waiter count. No
+ * allocation, no sleeping lock, no writer lock; safe against concurrent
+ * clears, sets and lookups.
+ *
+ * Return: whether the page was missing and whether waiters must be woken.
+ */
+static inline enum kvm_gmem_uf_clear
+kvm_gmem_state_clear_missing_one(struct kvm_gmem_state *s, pgoff_t index)
+{
+	/* Pairs with smp_store_release() of s->uf in set_missing. */
+	struct kvm_gmem_uf *uf = smp_load_acquire(&s->uf);
+	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long off = index & (KVM_GMEM_GIG_PAGES - 1);
+	unsigned long *bits;
+
+	if (!uf || g >= uf->nr_gigs)
+		return KVM_GMEM_UF_NOT_MISSING;
+	/* Pairs with smp_store_release() of the zeroed leaf in set_missing. */
+	bits = smp_load_acquire(&uf->gig[g].bits);
+	if (!bits)
+		return KVM_GMEM_UF_NOT_MISSING;
+	bits += BIT_WORD(off);
+	if (!test_and_clear_bit(off % BITS_PER_LONG, bits))
+		return KVM_GMEM_UF_NOT_MISSING;
+
+	/*
+	 * Of concurrent clears of one word, the last one in the word's
+	 * modification order reads it back as zero, so one of them trims the
+	 * summary; a stale non-zero read only leaves the summary set.
+	 */
+	if (unlikely(!READ_ONCE(*bits)))
+		__kvm_gmem_state_trim_missing(s, index);
+
+	/* test_and_clear_bit() is fully ordered: see wait_prepare. */
+	return atomic_read(&s->uf_waiters) ? KVM_GMEM_UF_WAKE :
+					     KVM_GMEM_UF_CLEARED;
+}
+
+/**
+ * kvm_gmem_state_wait_prepare() - announce a waiter for a missing page
+ * @s: the state
+ *
+ * Call before the final re-check of the missing bit and before sleeping on
+ * the caller's wait queue; pairs with the fully ordered bit clear in
+ * kvm_gmem_state_clear_missing_one(), so either the waiter sees the page
+ * present or the clearer sees the waiter.
+ */
+void kvm_gmem_state_wait_prepare(struct kvm_gmem_state *s);
+
+/**
+ * kvm_gmem_state_wait_finish() - retract a kvm_gmem_state_wait_prepare()
+ * @s: the state
+ */
+void kvm_gmem_state_wait_finish(struct kvm_gmem_state *s);
+
+/**
+ * kvm_gmem_state_lookup() - the one lookup
+ * @s: the state
+ * @index: the page, below the file size
+ * @max_order: largest order the caller can use (e.g. its mapping level)
+ * @order: if not NULL, receives the largest order in {0, 9, 18}, at most
+ *	@max_order, such that the naturally aligned block of that order around
+ *	@index lies in the file, has one state and has no missing page
+ *
+ * Context: any; takes the RCU read lock itself.
+ * Return: the page's KVM_GMEM_STATE_* bits, KVM_GMEM_STATE_MISSING included.
+ */
+unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
+				   unsigned int max_order, unsigned int *order);
+
+/**
+ * kvm_gmem_state_range() - the maximal uniform run starting at an index
+ * @s: the state
+ * @index: first page of the run
+ * @end: stop the run at this page at the latest
+ * @run_end: receives the page after the run (at most @end)
+ *
+ * Pages [@index, *@run_end) have the returned state (missing bit
+ * included), and page *@run_end, if below @end, has another one.
+ *
+ * Context: any; takes the RCU read lock itself. Results are stable only
+ * under @s->lock.
+ * Return: the KVM_GMEM_STATE_* bits of the run.
+ */
+unsigned int kvm_gmem_state_range(struct kvm_gmem_state *s, pgoff_t index,
+				  pgoff_t end, pgoff_t *run_end);
+
+/**
+ * struct kvm_gmem_state_iter - cursor of kvm_gmem_state_for_each_range()
+ * @index: first page of the current run
+ * @run_end: page after the current run
+ * @end: page after the last one of the walk
+ * @state: KVM_GMEM_STATE_* bits of the current run
+ */
+struct kvm_gmem_state_iter {
+	pgoff_t index;
+	pgoff_t run_end;
+	pgoff_t end;
+	unsigned int state;
+};
+
+/* Start a walk of [@start, @end) with @it; for the iterator macro. */
+static inline struct kvm_gmem_state_iter *
+kvm_gmem_state_iter_start(struct kvm_gmem_state_iter *it, pgoff_t start,
+			  pgoff_t end)
+{
+	it->index = start;
+	it->run_end = start;
+	it->end = end;
+	return it;
+}
+
+/* Advance @it to the next run; false when the walk is done. */
+static inline bool kvm_gmem_state_iter_next(struct kvm_gmem_state *s,
+					    struct kvm_gmem_state_iter *it)
+{
+	it->index = it->run_end;
+	if (it->index >= it->end)
+		return false;
+	it->state = kvm_gmem_state_range(s, it->index, it->end, &it->run_end);
+	return true;
+}
+
+/**
+ * kvm_gmem_state_for_each_range - walk maximal uniform runs of a range
+ * @s: the state
+ * @it: a struct kvm_gmem_state_iter; the current run is [@it->index,
+ *	@it->run_end) with state @it->state
+ * @start: first page
+ * @end: page after the last one
+ */
+#define kvm_gmem_state_for_each_range(s, it, start, end)			\
+	for (struct kvm_gmem_state_iter *__kvm_gmem_it =			\
+		kvm_gmem_state_iter_start((it), (start), (end));		\
+	     kvm_gmem_state_iter_next((s), __kvm_gmem_it);)
+
+/**
+ * kvm_gmem_state_stats() - count the metadata of @s
+ * @s: the state
+ * @stats: receives the counts
+ *
+ * Context: the caller holds @s->lock.
+ */
+void kvm_gmem_state_stats(struct kvm_gmem_state *s,
+			  struct kvm_gmem_state_stats *stats);
+
+#endif /* __KVM_GMEM_STATE_H */
