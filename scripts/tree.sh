@@ -46,8 +46,9 @@ extract() {
 }
 
 series_hash() {
-	(cd "$TOP/patches" && cat series && grep -v '^\s*#' series |
-		sed '/^\s*$/d' | xargs -r cat) | sha1sum | cut -d' ' -f1
+	(cd "$TOP/patches" && cat series &&
+		sed -e '/^\s*#/d' -e '/^\s*$/d' series | xargs -r cat) |
+		sha1sum | cut -d' ' -f1
 }
 
 apply_series() {
