@@ -57,7 +57,10 @@ export PATH=/usr/bin:$PATH
 bad=0
 for p in "$out"/0*.patch; do
 	[ "$p" = "$cover" ] && continue
-	if ! ./scripts/checkpatch.pl --strict --no-summary -q "$p" >"$p.checkpatch" 2>&1; then
+	# The new-files patch adds files by design; MAINTAINERS coverage of
+	# virt/kvm/ and tools/testing/ is upstream's KVM entry.
+	if ! ./scripts/checkpatch.pl --strict --no-summary -q \
+		--ignore FILE_PATH_CHANGES "$p" >"$p.checkpatch" 2>&1; then
 		bad=1
 	fi
 	[ -s "$p.checkpatch" ] && { echo "checkpatch: $(basename "$p")"; cat "$p.checkpatch"; }

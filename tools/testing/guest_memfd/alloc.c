@@ -13,6 +13,7 @@
 #include <assert.h>
 
 #include <linux/gfp.h>
+#include <linux/kernel.h>
 #include <linux/slab.h>
 #include <urcu/uatomic.h>
 
@@ -27,7 +28,7 @@ struct kmem_cache {
 	const char *name;
 	unsigned int size;
 	unsigned int align;
-	void (*ctor)(void *);
+	void (*ctor)(void *obj);
 	long nr_allocated;
 };
 
@@ -100,7 +101,7 @@ static size_t kernel_size(size_t size)
 	};
 	size_t i, pages = 4096;
 
-	for (i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(buckets); i++)
 		if (size <= buckets[i])
 			return buckets[i];
 	/* Up to 32 KiB kvmalloc() gets a compound page, beyond vmalloc. */
@@ -157,7 +158,7 @@ void kvfree(const void *p)
 
 struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 				     unsigned int align, unsigned int flags,
-				     void (*ctor)(void *))
+				     void (*ctor)(void *obj))
 {
 	struct kmem_cache *c = calloc(1, sizeof(*c));
 

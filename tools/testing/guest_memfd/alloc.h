@@ -11,8 +11,10 @@ struct gmem_alloc_stats {
 	long injected;		/* failures injected so far */
 };
 
-/* Fail the @n-th allocation from now (1 = the next one) and all after it;
- * 0 disables. */
+/*
+ * Fail the @n-th allocation from now (1 = the next one) and all after it;
+ * 0 disables.
+ */
 void gmem_alloc_fail_nth(long n);
 /* Whether an armed failure is still pending (the call did not get there). */
 bool gmem_alloc_fail_pending(void);

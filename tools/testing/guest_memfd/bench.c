@@ -24,12 +24,13 @@
 
 #include "../../../virt/kvm/guest_memfd/state.c"
 
-#define GIG	(1UL << 18)	/* pages */
+#define GIG	BIT(18)		/* pages */
 #define WINDOW	(4 * GIG)	/* the populated window of every file */
 
-static const char *impl_name[] = { "state", "xarray", "bitmap" };
-static const char *op_name[] = { "lookup", "uf_clear", "convert", "convert_1g",
-				  "lookup_chunk" };
+static const char * const impl_name[] = { "state", "xarray", "bitmap" };
+static const char * const op_name[] = {
+	"lookup", "uf_clear", "convert", "convert_1g", "lookup_chunk",
+};
 
 struct bench {
 	pgoff_t nr;
@@ -42,7 +43,7 @@ struct bench {
 	pgoff_t *idx;		/* random indices in the window */
 };
 
-#define NR_IDX	(1UL << 16)
+#define NR_IDX	BIT(16)
 
 static unsigned long rnd_state = 88172645463325252ULL;
 
@@ -181,7 +182,8 @@ static void bench_teardown(struct bench *b, enum bench_impl impl)
 	free(b->idx);
 }
 
-static volatile unsigned long sink;
+/* Benchmark sink: written with WRITE_ONCE() so the work is not optimised out. */
+static unsigned long sink;
 
 /* Run @n operations of one kind. */
 static void bench_run(struct bench *b, enum bench_impl impl, enum bench_op op,
@@ -257,7 +259,7 @@ static void bench_run(struct bench *b, enum bench_impl impl, enum bench_op op,
 			break;
 		}
 	}
-	sink = acc;
+	WRITE_ONCE(sink, acc);
 }
 
 static unsigned long op_count(enum bench_op op, enum bench_impl impl)
@@ -318,9 +320,10 @@ static void bench_memory(pgoff_t nr, enum bench_impl impl, bool missing,
 		down_read(&lock);
 		kvm_gmem_state_stats(&s, &st);
 		up_read(&lock);
-		printf("    state stats: %lu entries, %lu nodes (est.), %lu chunks, %lu uf leaves, %lu bytes (est.)\n",
-		       st.tree_entries, st.tree_nodes, st.chunks, st.uf_leaves,
-		       st.bytes);
+		printf("    state stats: %lu entries, %lu nodes (est.), %lu chunks,",
+		       st.tree_entries, st.tree_nodes, st.chunks);
+		printf(" %lu uf leaves, %lu bytes (est.)\n",
+		       st.uf_leaves, st.bytes);
 		kvm_gmem_state_destroy(&s);
 	} else if (impl == IMPL_XARRAY) {
 		xa_destroy(&xa);

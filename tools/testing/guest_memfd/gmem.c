@@ -35,7 +35,7 @@ static void gmem_test_fail(void *ctx, const char *file, int line,
 	fprintf(stderr, "\n");
 }
 
-#define gmem_test_seed(ctx)		(seed)
+#define gmem_test_seed(ctx)		((void)(ctx), seed)
 #define GMEM_TEST_RANDOM_OPS		(random_ops)
 #define GMEM_TEST_FAIL_INJECT
 #define gmem_test_fail_nth(n)		gmem_alloc_fail_nth(n)
@@ -48,7 +48,7 @@ struct race {
 	struct gt_file *f;
 	pgoff_t base;
 	int id;
-	volatile bool stop;
+	bool stop;		/* READ_ONCE()/WRITE_ONCE() */
 };
 
 static void *race_clearer(void *arg)
@@ -58,7 +58,7 @@ static void *race_clearer(void *arg)
 	pgoff_t i;
 
 	rcu_register_thread();
-	while (!rc->stop) {
+	while (!READ_ONCE(rc->stop)) {
 		for (i = rc->id; i < 4 * B2M; i += 2)
 			n += kvm_gmem_state_clear_missing_one(&rc->f->s,
 							      rc->base + i) != 0;
@@ -91,7 +91,7 @@ static bool test_clear_race(void *ctx)
 		kvm_gmem_state_lookup(&f.s, base, 18, &o);
 	}
 	for (k = 0; k < 2; k++) {
-		rc[k].stop = true;
+		WRITE_ONCE(rc[k].stop, true);
 		pthread_join(th[k], NULL);
 	}
 	/* Quiescent: every summary bit must match its block exactly. */

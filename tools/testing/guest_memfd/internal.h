@@ -31,23 +31,23 @@
 #endif
 
 /* Kinds of stub: no-ops (lockdep), customised (the allocator, alloc.c). */
-#define lockdep_assert_held(l)		do { (void)(l); } while (0)
-#define lockdep_assert_held_write(l)	do { (void)(l); } while (0)
-#define lockdep_is_held(l)		1
+#define lockdep_assert_held(l)		((void)(l))
+#define lockdep_assert_held_write(l)	((void)(l))
+#define lockdep_is_held(l)		((void)(l), 1)
 
 #ifndef SLAB_ACCOUNT
 #define SLAB_ACCOUNT			0
 #endif
 
 /* Fully ordered atomic bit operations, as in the kernel. */
-static inline bool test_and_set_bit(long nr, volatile unsigned long *addr)
+static inline bool test_and_set_bit(long nr, unsigned long *addr)
 {
 	unsigned long mask = BIT_MASK(nr);
 
 	return __atomic_fetch_or(addr + BIT_WORD(nr), mask, __ATOMIC_SEQ_CST) & mask;
 }
 
-static inline bool test_and_clear_bit(long nr, volatile unsigned long *addr)
+static inline bool test_and_clear_bit(long nr, unsigned long *addr)
 {
 	unsigned long mask = BIT_MASK(nr);
 
@@ -64,6 +64,10 @@ static inline bool test_and_clear_bit(long nr, volatile unsigned long *addr)
 #ifndef atomic_dec
 #define atomic_dec(x)			uatomic_dec(x)
 #endif
+/*
+ * Userspace atomics give no ordering guarantee beyond their own; order the
+ * preceding atomic RMW against later accesses with a full barrier.
+ */
 #define smp_mb__after_atomic()		smp_mb()
 
 static inline void bitmap_set(unsigned long *map, unsigned int start,
