@@ -28,3 +28,14 @@ die() { printf '*** ERROR: %s\n' "$*" >&2; exit 1; }
 
 # stamp NAME: seconds since the epoch, for the stage timings.
 now() { date +%s; }
+
+# add_verdicts FILE: add the last "N passed, N failed[, N skipped]" line of
+# FILE to the caller's pass/fail/skip counters; return 1 if there is none.
+# shellcheck disable=SC2034 # the counters belong to the caller
+add_verdicts() {
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+	[ -n "$line" ] || return 1
+	set -- $line
+	pass=$((pass + $1)) fail=$((fail + $3)) skip=$((skip + ${5:-0}))
+}

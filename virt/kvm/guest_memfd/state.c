@@ -23,13 +23,19 @@
  *  - replaces exactly one existing entry with the same range (an "exact
  *    fit" store: the maple tree swaps one slot and never allocates), or
  *  - is "structural": it splits or merges entries and may allocate nodes.
- * With at most one structural store, that store is preallocated with
- * mas_preallocate() before anything changes, so the commit cannot fail.
- * With more (an unaligned range whose head and tail blocks become chunks,
- * or several separate merges), the tree is duplicated with __mt_dup(), the
- * stores are applied to the copy, and the copy replaces the tree under RCU;
- * a failure then just drops the copy. Either way an allocation failure
- * leaves the map exactly as it was.
+ * Without a structural entry, the exact fits are stored in place: each is
+ * one pointer store that readers see atomically, and none can fail. With
+ * any structural entry, the tree is duplicated with __mt_dup(), the stores
+ * are applied to the copy outside RCU mode, and the copy replaces the tree
+ * under RCU; a failure just drops the copy, so an allocation failure leaves
+ * the map exactly as it was. The live tree therefore never takes a store
+ * that rebuilds nodes while readers walk it. (Preallocated structural
+ * stores into the live RCU-mode tree were tried first: with them, the
+ * randomized KUnit test in the debug kernel hit a KASAN double-free of a
+ * maple node that was both still in the tree and in a dead subtree queued
+ * for mt_free_walk(). Copy-on-write costs O(tree nodes) per structural
+ * update; the tree stays small because a fragmented 2M block costs one
+ * entry, see the bound below.)
  *
  * Bound: a block costs at most one entry and one chunk, so a file where
  * every other page differs costs 512 chunks of 144 bytes plus about 40 tree
@@ -104,16 +110,30 @@ static struct kmem_cache *kvm_gmem_chunk_cache;
 #define GMEM_MT_FLAGS		(MT_FLAGS_USE_RCU | MT_FLAGS_LOCK_EXTERN)
 #define GMEM_GFP		GFP_KERNEL_ACCOUNT
 
+/*
+ * guest_memfd's init and the KUnit suite both take the cache; they run one
+ * after the other (module init, then the suite), never concurrently.
+ */
+static unsigned int kvm_gmem_chunk_cache_users;
+
 int kvm_gmem_state_cache_init(void)
 {
+	if (kvm_gmem_chunk_cache_users++)
+		return 0;
 	kvm_gmem_chunk_cache = kmem_cache_create("kvm_gmem_state_chunk",
 						 sizeof(struct kvm_gmem_chunk),
 						 0, SLAB_ACCOUNT, NULL);
-	return kvm_gmem_chunk_cache ? 0 : -ENOMEM;
+	if (kvm_gmem_chunk_cache)
+		return 0;
+	kvm_gmem_chunk_cache_users--;
+	return -ENOMEM;
 }
 
 void kvm_gmem_state_cache_exit(void)
 {
+	if (WARN_ON_ONCE(!kvm_gmem_chunk_cache_users) ||
+	    --kvm_gmem_chunk_cache_users)
+		return;
 	rcu_barrier();
 	kmem_cache_destroy(kvm_gmem_chunk_cache);
 	kvm_gmem_chunk_cache = NULL;
@@ -499,36 +519,23 @@ static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
 	return entry == r->entry ? GMEM_STORE_NONE : GMEM_STORE_EXACT;
 }
 
-static int gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p,
-			      long structural)
+/* Store the exact fits of plan @p in place: none allocates or fails. */
+static void gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p)
 {
 	MA_STATE(mas, mt, 0, 0);
 	unsigned long i;
 	int ret;
 
-	if (structural >= 0) {
-		struct gmem_run *r = &p->runs[structural];
-
-		mas_set_range(&mas, r->first, r->last);
-		ret = mas_preallocate(&mas, r->entry, GMEM_GFP);
-		if (ret)
-			return ret;
-		/* Nothing has changed so far; from here on nothing can fail. */
-		mas_store_prealloc(&mas, r->entry);
-	}
-
 	for (i = 0; i < p->nr; i++) {
 		struct gmem_run *r = &p->runs[i];
 
-		if ((long)i == structural ||
-		    gmem_classify(mt, r) != GMEM_STORE_EXACT)
+		if (gmem_classify(mt, r) != GMEM_STORE_EXACT)
 			continue;
 		mas_set_range(&mas, r->first, r->last);
 		/* An exact fit swaps one slot and never allocates. */
 		ret = mas_store_gfp(&mas, r->entry, GFP_NOWAIT);
 		WARN_ON_ONCE(ret);
 	}
-	return 0;
 }
 
 static int gmem_commit_copy(struct kvm_gmem_state *s,
@@ -702,8 +709,8 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 {
 	struct kvm_gmem_state_tree *t;
 	struct kvm_gmem_chunk *c;
-	long structural = -1;
-	unsigned long i, nr_structural = 0;
+	bool structural = false;
+	unsigned long i;
 	u8 *fresh[2] = { NULL, NULL };
 	struct gmem_plan p;
 	int ret;
@@ -726,17 +733,18 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 
 	for (i = 0; i < p.nr; i++) {
 		if (gmem_classify(&t->mt, &p.runs[i]) == GMEM_STORE_STRUCTURAL) {
-			structural = i;
-			nr_structural++;
+			structural = true;
+			break;
 		}
 	}
 
-	if (nr_structural <= 1)
-		ret = gmem_commit_direct(&t->mt, &p, structural);
-	else
+	if (structural) {
 		ret = gmem_commit_copy(s, t, &p);
-	if (ret)
-		goto out;
+		if (ret)
+			goto out;
+	} else {
+		gmem_commit_direct(&t->mt, &p);
+	}
 
 	gmem_blk_update(s, &p, start, end, fresh);
 	gmem_gig_refresh(s, start, end);

@@ -73,8 +73,8 @@ struct kvm_gmem_uf {
 
 /**
  * struct kvm_gmem_state - page state of one guest_memfd inode
- * @tree: faultability ranges; replaced as a whole only when one update
- *	needs more than one allocating store (see state.c)
+ * @tree: faultability ranges; replaced as a whole by a new copy whenever
+ *	an update needs a store that allocates (see state.c)
  * @lock: the lock that orders writers (the mapping's invalidate_lock)
  * @nr_pages: file size in pages
  * @uf: userfault bits, NULL until the first page is set missing
@@ -131,18 +131,21 @@ enum kvm_gmem_uf_clear {
 };
 
 /**
- * kvm_gmem_state_cache_init() - create the chunk cache
+ * kvm_gmem_state_cache_init() - take a reference on the chunk cache
  *
- * Call once before any kvm_gmem_state_init(), e.g. from kvm_gmem_init().
+ * Call before any kvm_gmem_state_init(), e.g. from kvm_gmem_init(). The
+ * first call creates the cache. Calls and kvm_gmem_state_cache_exit() must
+ * not run concurrently (they run from module and KUnit suite init/exit).
  *
  * Return: 0 or -ENOMEM.
  */
 int kvm_gmem_state_cache_init(void);
 
 /**
- * kvm_gmem_state_cache_exit() - destroy the chunk cache
+ * kvm_gmem_state_cache_exit() - drop a reference on the chunk cache
  *
- * Waits for pending RCU frees; call after the last kvm_gmem_state_destroy().
+ * The last reference waits for pending RCU frees and destroys the cache;
+ * drop it after the last kvm_gmem_state_destroy().
  */
 void kvm_gmem_state_cache_exit(void);
 

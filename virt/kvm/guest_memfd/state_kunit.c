@@ -14,12 +14,12 @@
 #include "state.h"
 
 static u64 gmem_kunit_seed;
-module_param_named(seed, gmem_kunit_seed, ullong, 0444);
-MODULE_PARM_DESC(seed, "Seed of the randomized test (0: random)");
+module_param_named(gmem_state_seed, gmem_kunit_seed, ullong, 0444);
+MODULE_PARM_DESC(gmem_state_seed, "Seed of the randomized test (0: random)");
 
-static unsigned long gmem_kunit_ops = 100000;
-module_param_named(ops, gmem_kunit_ops, ulong, 0444);
-MODULE_PARM_DESC(ops, "Operations of the randomized test");
+static unsigned long gmem_kunit_ops = 10000;
+module_param_named(gmem_state_ops, gmem_kunit_ops, ulong, 0444);
+MODULE_PARM_DESC(gmem_state_ops, "Operations of the randomized test");
 
 #define gmem_test_fail(ctx, file, line, fmt, ...)			\
 	do {								\
@@ -55,7 +55,7 @@ static void kunit_test_random(struct kunit *test)
 {
 	if (!gmem_kunit_seed)
 		gmem_kunit_seed = get_random_u64();
-	kunit_info(test, "seed %llu, %lu ops (seed=%llu reproduces)\n",
+	kunit_info(test, "seed %llu, %lu ops (kvm.gmem_state_seed=%llu reproduces)\n",
 		   gmem_kunit_seed, gmem_kunit_ops, gmem_kunit_seed);
 	KUNIT_EXPECT_TRUE(test, test_random(test));
 }
@@ -77,7 +77,7 @@ static struct kunit_case gmem_state_cases[] = {
 	KUNIT_CASE(kunit_test_huge_files),
 	KUNIT_CASE(kunit_test_userfault),
 	KUNIT_CASE(kunit_test_iterator),
-	KUNIT_CASE(kunit_test_fragmented_bound),
+	KUNIT_CASE_SLOW(kunit_test_fragmented_bound),
 	KUNIT_CASE_SLOW(kunit_test_random),
 	{}
 };
