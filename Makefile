@@ -49,6 +49,10 @@ check: tree
 
 bench: tree
 	$(MAKE) -s -C build/linux/tools/testing/guest_memfd bench
+	$(S)/build-kernel.sh bench
+	$(S)/build-selftests.sh bench
+	$(S)/run-vm.sh -f bench -l tests/bench.list -a gmem.kmemleak=off
+	@sed -n 's/^| //p' build/logs/latest/boot*.log
 
 shell: selftests
 	$(S)/run-vm.sh -f test -s

@@ -39,3 +39,29 @@ add_verdicts() {
 	set -- $line
 	pass=$((pass + $1)) fail=$((fail + $3)) skip=$((skip + ${5:-0}))
 }
+
+# deleted_files PATCH: "path blob" for each file that PATCH deletes
+# without its text (git format-patch -D, --irreversible-delete).
+deleted_files() {
+	awk '/^diff --git a\// { path = substr($3, 3); del = 0; next }
+	     /^deleted file mode/ { del = 1; next }
+	     del && /^index [0-9a-f]+\.\.0+$/ {
+		split($2, h, "."); print path, h[1]; del = 0 }' "$1"
+}
+
+# am_patch PATCH: git am, except that files deleted without their text are
+# checked against the blob the patch names and removed by hand.
+am_patch() {
+	local path blob ex=() dels
+	dels=$(deleted_files "$1")
+	while read -r path blob; do
+		[ -n "$path" ] || continue
+		[ "$(git rev-parse "HEAD:$path" 2>/dev/null)" = "$(git rev-parse "$blob" 2>/dev/null)" ] ||
+			{ log "$1 deletes $path, which is not blob $blob here"; return 1; }
+		ex+=("--exclude=$path")
+	done <<< "$dels"
+	git am -q --keep-cr "${ex[@]}" "$1" >&2 || return 1
+	[ ${#ex[@]} = 0 ] && return 0
+	while read -r path blob; do git rm -q -- "$path"; done <<< "$dels"
+	git commit -q --amend --no-edit
+}

@@ -32,12 +32,12 @@ if [ "${#new[@]}" -gt 0 ]; then
 fi
 while read -r p; do
 	case "$p" in ''|\#*) continue ;; esac
-	git am -q --keep-cr "$TOP/patches/$p" || { git am --abort; die "$p does not apply"; }
+	am_patch "$TOP/patches/$p" || { git am --abort; die "$p does not apply"; }
 done < "$TOP/patches/series"
 
 n=$(git rev-list --count base..HEAD)
 [ "$n" -gt 0 ] || die "the series is empty: no new files and no patches"
-git format-patch -q --no-signature --zero-commit --cover-letter -o "$out" base..HEAD
+git format-patch -q -D --no-signature --zero-commit --cover-letter -o "$out" base..HEAD
 # Fill the cover letter's subject and blurb from patches/cover-letter.
 cover=$(ls "$out"/0000-cover-letter.patch)
 python3 - "$cover" "$TOP/patches/cover-letter" <<'PY'

@@ -59,7 +59,7 @@ apply_series() {
 	while read -r p; do
 		case "$p" in ''|\#*) continue ;; esac
 		[ -f "$TOP/patches/$p" ] || die "patches/series names $p, which does not exist"
-		if ! git am -q --keep-cr "$TOP/patches/$p" >&2; then
+		if ! am_patch "$TOP/patches/$p"; then
 			git am --abort >/dev/null 2>&1 || true
 			die "patch $p does not apply to $(cat "$stampdir/base-version")"
 		fi
@@ -99,7 +99,7 @@ export_series() {
 	local out=$TOP/patches
 	git diff --quiet HEAD -- || die "uncommitted changes to tracked files in $SRC"
 	find "$out" -name '*.patch' -delete
-	git format-patch -q --no-signature --zero-commit -N -o "$out" base..HEAD
+	git format-patch -q -D --no-signature --zero-commit -N -o "$out" base..HEAD
 	(echo "# Applied in order on top of BASE by scripts/tree.sh."
 	 cd "$out" && ls -1 -- *.patch 2>/dev/null || true) > "$out/series"
 	series_hash > "$stampdir/series-hash"

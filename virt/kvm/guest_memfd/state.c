@@ -23,19 +23,24 @@
  *  - replaces exactly one existing entry with the same range (an "exact
  *    fit" store: the maple tree swaps one slot and never allocates), or
  *  - is "structural": it splits or merges entries and may allocate nodes.
- * Without a structural entry, the exact fits are stored in place: each is
- * one pointer store that readers see atomically, and none can fail. With
- * any structural entry, the tree is duplicated with __mt_dup(), the stores
- * are applied to the copy outside RCU mode, and the copy replaces the tree
- * under RCU; a failure just drops the copy, so an allocation failure leaves
- * the map exactly as it was. The live tree therefore never takes a store
- * that rebuilds nodes while readers walk it. (Preallocated structural
- * stores into the live RCU-mode tree were tried first: with them, the
- * randomized KUnit test in the debug kernel hit a KASAN double-free of a
- * maple node that was both still in the tree and in a dead subtree queued
- * for mt_free_walk(). Copy-on-write costs O(tree nodes) per structural
- * update; the tree stays small because a fragmented 2M block costs one
- * entry, see the bound below.)
+ * The exact fits are stored in place: each is one pointer store that
+ * readers see atomically, and none can fail. A single structural entry is
+ * stored in place too if mas_preallocate() says the maple tree rewrites
+ * just one leaf for it (a node or slot store: the new leaf replaces the old
+ * one, which is freed after a grace period); it is preallocated before
+ * anything changes, so the commit cannot fail. Any other update (several
+ * structural entries, or one that splits, rebalances or spans nodes) is
+ * applied to a private __mt_dup() copy of the tree outside RCU mode, and
+ * the copy replaces the tree under RCU; a failure just drops the copy.
+ * Either way an allocation failure leaves the map exactly as it was.
+ *
+ * The live tree therefore never takes a store that moves whole subtrees
+ * while readers walk it: with such stores (split, rebalance, spanning)
+ * done in place, the randomized KUnit test in the debug kernel hit a KASAN
+ * double-free of a maple node that was both still in the tree and in a
+ * dead subtree queued for mt_free_walk(). A copy costs O(tree nodes); it
+ * happens once per leaf split (about every eighth new entry), and the tree
+ * stays small because a fragmented 2M block costs one entry (see below).
  *
  * Bound: a block costs at most one entry and one chunk, so a file where
  * every other page differs costs 512 chunks of 144 bytes plus about 40 tree
@@ -519,21 +524,54 @@ static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
 	return entry == r->entry ? GMEM_STORE_NONE : GMEM_STORE_EXACT;
 }
 
-/* Store the exact fits of plan @p in place: none allocates or fails. */
-static void gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p)
+/*
+ * Prepare structural run @r for a store into the live tree: preallocate it
+ * and keep it only if the maple tree will rewrite a single leaf (replaced
+ * whole, the old one freed after a grace period). Stores that split,
+ * rebalance or span nodes return -EAGAIN, with nothing allocated, and go
+ * through a copy of the tree instead (see the top of this file).
+ */
+static int gmem_prepare_in_place(struct ma_state *mas, struct gmem_run *r)
 {
-	MA_STATE(mas, mt, 0, 0);
+	int ret;
+
+	mas_set_range(mas, r->first, r->last);
+	ret = mas_preallocate(mas, r->entry, GMEM_GFP);
+	if (ret)
+		return ret;
+	switch (mas->store_type) {
+	case wr_exact_fit:
+	case wr_slot_store:
+	case wr_node_store:
+		return 0;
+	default:
+		mas_destroy(mas);
+		return -EAGAIN;
+	}
+}
+
+/*
+ * Commit plan @p in place: the structural run, if any, prepared in @mas by
+ * gmem_prepare_in_place(), then the exact fits. Nothing fails any more.
+ */
+static void gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p,
+			       struct ma_state *mas, long structural)
+{
 	unsigned long i;
 	int ret;
+
+	if (structural >= 0)
+		mas_store_prealloc(mas, p->runs[structural].entry);
 
 	for (i = 0; i < p->nr; i++) {
 		struct gmem_run *r = &p->runs[i];
 
-		if (gmem_classify(mt, r) != GMEM_STORE_EXACT)
+		if ((long)i == structural ||
+		    gmem_classify(mt, r) != GMEM_STORE_EXACT)
 			continue;
-		mas_set_range(&mas, r->first, r->last);
+		mas_set_range(mas, r->first, r->last);
 		/* An exact fit swaps one slot and never allocates. */
-		ret = mas_store_gfp(&mas, r->entry, GFP_NOWAIT);
+		ret = mas_store_gfp(mas, r->entry, GFP_NOWAIT);
 		WARN_ON_ONCE(ret);
 	}
 }
@@ -707,10 +745,11 @@ static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear)
 {
+	MA_STATE(mas, NULL, 0, 0);
 	struct kvm_gmem_state_tree *t;
 	struct kvm_gmem_chunk *c;
-	bool structural = false;
-	unsigned long i;
+	unsigned long i, nr_structural = 0;
+	long structural = -1;
 	u8 *fresh[2] = { NULL, NULL };
 	struct gmem_plan p;
 	int ret;
@@ -733,18 +772,21 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 
 	for (i = 0; i < p.nr; i++) {
 		if (gmem_classify(&t->mt, &p.runs[i]) == GMEM_STORE_STRUCTURAL) {
-			structural = true;
-			break;
+			structural = i;
+			nr_structural++;
 		}
 	}
 
-	if (structural) {
+	mas.tree = &t->mt;
+	ret = nr_structural <= 1 ? 0 : -EAGAIN;
+	if (!ret && nr_structural)
+		ret = gmem_prepare_in_place(&mas, &p.runs[structural]);
+	if (ret == -EAGAIN)
 		ret = gmem_commit_copy(s, t, &p);
-		if (ret)
-			goto out;
-	} else {
-		gmem_commit_direct(&t->mt, &p);
-	}
+	else if (!ret)
+		gmem_commit_direct(&t->mt, &p, &mas, structural);
+	if (ret)
+		goto out;
 
 	gmem_blk_update(s, &p, start, end, fresh);
 	gmem_gig_refresh(s, start, end);

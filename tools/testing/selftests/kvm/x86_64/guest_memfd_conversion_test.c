@@ -1,0 +1,680 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * guest_memfd host mmap and in-place shared <-> private conversion
+ * (GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_FLAG_INIT_SHARED,
+ * KVM_GMEM_CONVERT_SHARED/PRIVATE) on a KVM_X86_SW_PROTECTED_VM:
+ *  - the capability and the creation flags, with their failure cases;
+ *  - mmap: MAP_SHARED only, zeroed pages, SIGBUS on private pages;
+ *  - every bad input of the conversion ioctls fails and changes nothing;
+ *  - the conversion matrix over 4K, 2M and the whole file, with the guest
+ *    and the host each reading the other's data after every conversion;
+ *  - refusal: a page pinned through vmsplice() fails conversion to private
+ *    with EAGAIN and its offset, and state and data stay as they were;
+ *  - another process's mapping is revoked by conversion to private;
+ *  - a private access whose guest_memfd is gone exits to userspace;
+ *  - races: conversions, hole punches, host faults and a running vCPU on
+ *    one file, then a full conversion round trip with the data checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#define GMEM_GPA	0x100000000ULL
+#define GMEM_SLOT	10
+#define GMEM_SIZE	(4UL << 20)
+#define SZ_2M		(2UL << 20)
+#define CHECK_STRIDE	256
+
+static const struct vm_shape protected_vm_shape = {
+	.mode = VM_MODE_DEFAULT,
+	.type = KVM_X86_SW_PROTECTED_VM,
+};
+
+/* Guest parameters, set with sync_global_to_guest() before each run. */
+static uint64_t guest_offset, guest_size;
+static uint8_t guest_expect, guest_write;
+
+static void guest_code(void)
+{
+	for (;;) {
+		uint8_t *p = (uint8_t *)(GMEM_GPA + guest_offset);
+		uint64_t i;
+
+		for (i = 0; i < guest_size; i += CHECK_STRIDE)
+			GUEST_ASSERT_EQ(READ_ONCE(p[i]), guest_expect);
+		for (i = 0; i < guest_size; i += CHECK_STRIDE)
+			WRITE_ONCE(p[i], guest_write);
+		GUEST_SYNC(0);
+	}
+}
+
+/* Per thread: the race test faults from several threads at once. */
+static __thread sigjmp_buf sigbus_jmp;
+
+static void sigbus_handler(int sig)
+{
+	siglongjmp(sigbus_jmp, 1);
+}
+
+/* Whether a host write of @val to @p raises SIGBUS. */
+static bool host_write_faults(uint8_t *p, uint8_t val)
+{
+	if (sigsetjmp(sigbus_jmp, 1))
+		return true;
+	WRITE_ONCE(*p, val);
+	return false;
+}
+
+/* Whether a host read of @p raises SIGBUS. */
+static bool host_read_faults(uint8_t *p)
+{
+	if (sigsetjmp(sigbus_jmp, 1))
+		return true;
+	(void)READ_ONCE(*p);
+	return false;
+}
+
+static void host_check(uint8_t *mem, uint64_t offset, uint64_t size,
+		       uint8_t expect)
+{
+	uint64_t i;
+
+	for (i = 0; i < size; i += CHECK_STRIDE)
+		TEST_ASSERT(mem[offset + i] == expect,
+			    "host read 0x%x at 0x%lx, expected 0x%x",
+			    mem[offset + i], offset + i, expect);
+}
+
+static void host_fill(uint8_t *mem, uint64_t offset, uint64_t size,
+		      uint8_t val)
+{
+	uint64_t i;
+
+	for (i = 0; i < size; i += CHECK_STRIDE)
+		mem[offset + i] = val;
+}
+
+static int __convert(int fd, bool to_private, struct kvm_gmem_convert *c)
+{
+	return ioctl(fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
+				      KVM_GMEM_CONVERT_SHARED, c);
+}
+
+static void convert(int fd, uint64_t offset, uint64_t size, bool to_private)
+{
+	struct kvm_gmem_convert c = { .offset = offset, .size = size };
+	int r = __convert(fd, to_private, &c);
+
+	TEST_ASSERT(!r, "conversion to %s of [0x%lx, +0x%lx) failed: %s",
+		    to_private ? "private" : "shared", offset, size,
+		    strerror(errno));
+}
+
+static void run_guest(struct kvm_vcpu *vcpu, uint64_t offset, uint64_t size,
+		      uint8_t expect, uint8_t write)
+{
+	struct kvm_vm *vm = vcpu->vm;
+	struct ucall uc;
+
+	guest_offset = offset;
+	guest_size = size;
+	guest_expect = expect;
+	guest_write = write;
+	sync_global_to_guest(vm, guest_offset);
+	sync_global_to_guest(vm, guest_size);
+	sync_global_to_guest(vm, guest_expect);
+	sync_global_to_guest(vm, guest_write);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+}
+
+struct gmem_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	uint8_t *mem;
+	int fd;
+};
+
+static void __gmem_vm_create(struct gmem_vm *g, uint64_t flags, void *code)
+{
+	g->vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &g->vcpu,
+					      code);
+	g->fd = vm_create_guest_memfd(g->vm, GMEM_SIZE,
+				      GUEST_MEMFD_FLAG_MMAP | flags);
+	g->mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      g->fd, 0);
+	TEST_ASSERT(g->mem != MAP_FAILED, "mmap of guest_memfd failed");
+	/* Shared guest accesses go through the host mapping of the file. */
+	vm_set_user_memory_region2(g->vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, GMEM_SIZE, g->mem, g->fd, 0);
+	virt_map(g->vm, GMEM_GPA, GMEM_GPA, GMEM_SIZE / getpagesize());
+}
+
+static void gmem_vm_create(struct gmem_vm *g, uint64_t flags)
+{
+	__gmem_vm_create(g, flags, guest_code);
+}
+
+static void gmem_vm_destroy(struct gmem_vm *g)
+{
+	munmap(g->mem, GMEM_SIZE);
+	kvm_vm_free(g->vm);
+	close(g->fd);
+}
+
+static void test_flags(void)
+{
+	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
+	uint64_t valid = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	uint64_t bit;
+	int fd;
+
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), valid);
+
+	for (bit = 0; bit < 64; bit++) {
+		if (BIT_ULL(bit) & valid)
+			continue;
+		fd = __vm_create_guest_memfd(vm, GMEM_SIZE, BIT_ULL(bit));
+		TEST_ASSERT(fd < 0 && errno == EINVAL,
+			    "flag bit %lu must be rejected with EINVAL", bit);
+	}
+	/* Initially shared memory the host cannot map makes no sense. */
+	fd = __vm_create_guest_memfd(vm, GMEM_SIZE,
+				     GUEST_MEMFD_FLAG_INIT_SHARED);
+	TEST_ASSERT(fd < 0 && errno == EINVAL,
+		    "INIT_SHARED without MMAP must be rejected");
+	fd = __vm_create_guest_memfd(vm, GMEM_SIZE + 1, GUEST_MEMFD_FLAG_MMAP);
+	TEST_ASSERT(fd < 0 && errno == EINVAL, "unaligned size must fail");
+	kvm_vm_free(vm);
+
+	/* The default VM type has no private memory: no flags. */
+	vm = vm_create_barebones();
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), 0);
+	fd = __vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP);
+	TEST_ASSERT(fd < 0 && errno == EINVAL,
+		    "default VM type must reject GUEST_MEMFD_FLAG_MMAP");
+	kvm_vm_free(vm);
+	ksft_test_result_pass("flags\n");
+}
+
+static void test_mmap(void)
+{
+	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
+	uint8_t *mem;
+	int fd;
+
+	/* Without GUEST_MEMFD_FLAG_MMAP there is nothing to map. */
+	fd = vm_create_guest_memfd(vm, GMEM_SIZE, 0);
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem == MAP_FAILED && errno == ENODEV,
+		    "mmap without GUEST_MEMFD_FLAG_MMAP must fail");
+	close(fd);
+
+	fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	TEST_ASSERT(mem == MAP_FAILED && errno == EINVAL,
+		    "MAP_PRIVATE must fail");
+
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "MAP_SHARED failed");
+	host_check(mem, 0, GMEM_SIZE, 0);
+	host_fill(mem, 0, GMEM_SIZE, 0x5a);
+	host_check(mem, 0, GMEM_SIZE, 0x5a);
+	munmap(mem, GMEM_SIZE);
+
+	/* No read/write syscalls on guest memory. */
+	TEST_ASSERT(pread(fd, &fd, 1, 0) < 0, "read() must fail");
+	close(fd);
+
+	/* Initially private: the host may map but not touch the pages. */
+	fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP);
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "MAP_SHARED failed");
+	TEST_ASSERT(host_read_faults(mem), "private page: no SIGBUS");
+	TEST_ASSERT(host_read_faults(mem + GMEM_SIZE - 1),
+		    "private page: no SIGBUS");
+	convert(fd, 0, getpagesize(), false);
+	TEST_ASSERT(!host_read_faults(mem), "shared page: SIGBUS");
+	TEST_ASSERT(host_read_faults(mem + getpagesize()),
+		    "private neighbour: no SIGBUS");
+	munmap(mem, GMEM_SIZE);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("mmap\n");
+}
+
+/* The first page is shared with 0x11 in it, the rest private. */
+static void check_unchanged(int fd, uint8_t *mem)
+{
+	TEST_ASSERT(!host_read_faults(mem), "page 0 no longer shared");
+	host_check(mem, 0, getpagesize(), 0x11);
+	TEST_ASSERT(host_read_faults(mem + getpagesize()),
+		    "page 1 no longer private");
+}
+
+static void expect_einval(int fd, uint8_t *mem, bool to_private,
+			  struct kvm_gmem_convert c, const char *what)
+{
+	int r = __convert(fd, to_private, &c);
+
+	TEST_ASSERT(r < 0 && errno == EINVAL,
+		    "%s: expected EINVAL, got %d (%s)", what, r,
+		    strerror(errno));
+	check_unchanged(fd, mem);
+}
+
+static void test_bad_input(void)
+{
+	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
+	uint64_t page = getpagesize();
+	struct kvm_gmem_convert c;
+	uint8_t *mem;
+	int fd, nommap, memfd, i, dir;
+
+	fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP);
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	convert(fd, 0, page, false);
+	host_fill(mem, 0, page, 0x11);
+
+	for (dir = 0; dir < 2; dir++) {
+		bool to_private = dir;
+
+		for (i = 0; i < 5; i++) {
+			c = (struct kvm_gmem_convert){ .offset = page,
+						       .size = page };
+			c.reserved[i] = 1;
+			expect_einval(fd, mem, to_private, c, "reserved");
+		}
+		c = (struct kvm_gmem_convert){ .offset = page / 2, .size = page };
+		expect_einval(fd, mem, to_private, c, "unaligned offset");
+		c = (struct kvm_gmem_convert){ .offset = page, .size = page + 1 };
+		expect_einval(fd, mem, to_private, c, "unaligned size");
+		c = (struct kvm_gmem_convert){ .offset = page, .size = 0 };
+		expect_einval(fd, mem, to_private, c, "zero size");
+		c = (struct kvm_gmem_convert){ .offset = -page, .size = 2 * page };
+		expect_einval(fd, mem, to_private, c, "overflow");
+		c = (struct kvm_gmem_convert){ .offset = GMEM_SIZE - page,
+					       .size = 2 * page };
+		expect_einval(fd, mem, to_private, c, "beyond the end");
+		c = (struct kvm_gmem_convert){ .offset = GMEM_SIZE, .size = page };
+		expect_einval(fd, mem, to_private, c, "at the end");
+	}
+
+	/* A guest_memfd without GUEST_MEMFD_FLAG_MMAP cannot convert. */
+	nommap = vm_create_guest_memfd(vm, GMEM_SIZE, 0);
+	c = (struct kvm_gmem_convert){ .offset = 0, .size = page };
+	TEST_ASSERT(__convert(nommap, false, &c) < 0 && errno == EINVAL,
+		    "conversion without GUEST_MEMFD_FLAG_MMAP must fail");
+	close(nommap);
+
+	/* Not a guest_memfd at all. */
+	memfd = memfd_create("not-gmem", 0);
+	TEST_ASSERT(memfd >= 0, "memfd_create failed");
+	TEST_ASSERT(__convert(memfd, true, &c) < 0 && errno == ENOTTY,
+		    "conversion on a memfd must fail with ENOTTY");
+	close(memfd);
+	TEST_ASSERT(__convert(vm->fd, true, &c) < 0,
+		    "conversion on a VM fd must fail");
+	check_unchanged(fd, mem);
+
+	munmap(mem, GMEM_SIZE);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("bad input\n");
+}
+
+/*
+ * Over [offset, offset + size): host writes, to private, guest reads the
+ * host's data and writes its own, to shared, host reads the guest's data,
+ * guest reads it too; repeated so that every direction is crossed twice.
+ */
+static void test_matrix_one(struct gmem_vm *g, uint64_t offset,
+			    uint64_t size, uint8_t seed)
+{
+	uint8_t a = seed, b = seed + 1, c = seed + 2;
+
+	convert(g->fd, offset, size, false);
+	host_fill(g->mem, offset, size, a);
+
+	convert(g->fd, offset, size, true);
+	TEST_ASSERT(host_read_faults(g->mem + offset),
+		    "host read of private page did not fault");
+	TEST_ASSERT(host_read_faults(g->mem + offset + size - 1),
+		    "host read of private page did not fault");
+	run_guest(g->vcpu, offset, size, a, b);
+
+	convert(g->fd, offset, size, false);
+	host_check(g->mem, offset, size, b);
+	run_guest(g->vcpu, offset, size, b, c);
+	host_check(g->mem, offset, size, c);
+
+	convert(g->fd, offset, size, true);
+	run_guest(g->vcpu, offset, size, c, a);
+	convert(g->fd, offset, size, false);
+	host_check(g->mem, offset, size, a);
+}
+
+static void test_matrix(void)
+{
+	uint64_t page = getpagesize();
+	struct gmem_vm g;
+
+	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
+	test_matrix_one(&g, 0, page, 0x10);
+	test_matrix_one(&g, 5 * page, page, 0x20);
+	test_matrix_one(&g, SZ_2M, SZ_2M, 0x30);
+	/* A 2M range that straddles two 2M blocks. */
+	test_matrix_one(&g, SZ_2M / 2, SZ_2M, 0x40);
+	test_matrix_one(&g, 0, GMEM_SIZE, 0x50);
+	gmem_vm_destroy(&g);
+	ksft_test_result_pass("conversion matrix\n");
+}
+
+static void test_pinned(void)
+{
+	uint64_t page = getpagesize(), off = 3 * page;
+	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
+	struct iovec iov;
+	struct gmem_vm g;
+	int pipefd[2];
+
+	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
+	host_fill(g.mem, 0, GMEM_SIZE, 0x77);
+
+	TEST_ASSERT(!pipe(pipefd), "pipe failed");
+	iov.iov_base = g.mem + off;
+	iov.iov_len = page;
+	/* The pipe keeps a reference on the page until it is read. */
+	TEST_ASSERT(vmsplice(pipefd[1], &iov, 1, 0) == page, "vmsplice failed");
+
+	TEST_ASSERT(__convert(g.fd, true, &c) < 0 && errno == EAGAIN,
+		    "conversion of a pinned page must fail with EAGAIN");
+	TEST_ASSERT_EQ(c.error_offset, off);
+
+	/* Nothing changed: every page still shared, data intact. */
+	TEST_ASSERT(!host_read_faults(g.mem), "page 0 became private");
+	TEST_ASSERT(!host_read_faults(g.mem + GMEM_SIZE - 1),
+		    "last page became private");
+	host_check(g.mem, 0, GMEM_SIZE, 0x77);
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0x77, 0x78);
+	host_check(g.mem, 0, GMEM_SIZE, 0x78);
+
+	close(pipefd[0]);
+	close(pipefd[1]);
+	convert(g.fd, 0, GMEM_SIZE, true);
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0x78, 0x79);
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_check(g.mem, 0, GMEM_SIZE, 0x79);
+	gmem_vm_destroy(&g);
+	ksft_test_result_pass("pinned page refuses conversion\n");
+}
+
+/* Another process's mapping is revoked, not a reason to refuse. */
+static void test_other_process(void)
+{
+	uint64_t page = getpagesize();
+	int ready[2], go[2], status;
+	struct gmem_vm g;
+	pid_t pid;
+	char b;
+
+	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
+	host_fill(g.mem, 0, page, 0x33);
+	TEST_ASSERT(!pipe(ready) && !pipe(go), "pipe failed");
+
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork failed");
+	if (!pid) {
+		bool ok;
+
+		ok = !host_read_faults(g.mem) && g.mem[0] == 0x33;
+		TEST_ASSERT(write(ready[1], "r", 1) == 1, "write failed");
+		TEST_ASSERT(read(go[0], &b, 1) == 1, "read failed");
+		ok = ok && host_read_faults(g.mem);
+		_exit(ok ? 0 : 1);
+	}
+	TEST_ASSERT(read(ready[0], &b, 1) == 1, "read failed");
+	convert(g.fd, 0, page, true);
+	TEST_ASSERT(write(go[1], "g", 1) == 1, "write failed");
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid failed");
+	TEST_ASSERT(WIFEXITED(status) && !WEXITSTATUS(status),
+		    "child kept access to a page converted to private");
+	run_guest(g.vcpu, 0, page, 0x33, 0x34);
+	gmem_vm_destroy(&g);
+	ksft_test_result_pass("other process's mapping revoked\n");
+}
+
+static uint64_t run_vcpu_expect_fault(struct kvm_vcpu *vcpu)
+{
+	int r = _vcpu_run(vcpu);
+
+	TEST_ASSERT(r && errno == EFAULT, "expected EFAULT, got %d", r);
+	TEST_ASSERT_EQ(vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	return vcpu->run->memory_fault.flags;
+}
+
+static void test_file_gone(void)
+{
+	struct gmem_vm g;
+
+	gmem_vm_create(&g, 0);
+	/* Private page, but the file behind it is closed. */
+	munmap(g.mem, GMEM_SIZE);
+	g.mem = NULL;
+	close(g.fd);
+	guest_size = 8;
+	guest_offset = 0;
+	sync_global_to_guest(g.vm, guest_size);
+	sync_global_to_guest(g.vm, guest_offset);
+	TEST_ASSERT_EQ(run_vcpu_expect_fault(g.vcpu),
+		       KVM_MEMORY_EXIT_FLAG_PRIVATE);
+	TEST_ASSERT_EQ(g.vcpu->run->memory_fault.gpa, GMEM_GPA);
+	kvm_vm_free(g.vm);
+	ksft_test_result_pass("private access without its file exits\n");
+}
+
+#define RACE_OPS	3000
+
+static void guest_race_code(void)
+{
+	uint64_t i, n;
+
+	for (n = 1;; n++) {
+		for (i = 0; i < GMEM_SIZE; i += 7 * PAGE_SIZE)
+			WRITE_ONCE(*(uint64_t *)(GMEM_GPA + i), n);
+		GUEST_SYNC(n);
+	}
+}
+
+struct race {
+	struct kvm_vcpu *vcpu;
+	uint8_t *mem;
+	int fd;
+	unsigned int seed;
+	bool stop;
+	/* What happened, printed so that a run shows the races took place. */
+	int converted, busy, sigbus, guest_passes, run_efault;
+};
+
+static uint64_t race_range(unsigned int *seed, uint64_t *size)
+{
+	uint64_t page = getpagesize(), npages = GMEM_SIZE / page;
+	uint64_t first = rand_r(seed) % npages;
+
+	/* Mostly single pages, sometimes up to a 2M block or more. */
+	*size = (rand_r(seed) % 4 ? 1 : 1 + rand_r(seed) % 768) * page;
+	if (first * page + *size > GMEM_SIZE)
+		*size = GMEM_SIZE - first * page;
+	return first * page;
+}
+
+static void *race_convert(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed;
+	int i;
+
+	for (i = 0; i < RACE_OPS; i++) {
+		struct kvm_gmem_convert c = {};
+		bool to_private = rand_r(&seed) & 1;
+		uint64_t size;
+
+		c.offset = race_range(&seed, &size);
+		c.size = size;
+		/* A page being faulted in by the host may be busy. */
+		if (!__convert(r->fd, to_private, &c))
+			r->converted++;
+		else if (errno == EAGAIN)
+			r->busy++;
+		else
+			TEST_FAIL("racing conversion failed: %s",
+				  strerror(errno));
+	}
+	return NULL;
+}
+
+static void *race_punch(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 1;
+	uint64_t off, size;
+	int i;
+
+	for (i = 0; i < RACE_OPS / 4; i++) {
+		off = race_range(&seed, &size);
+		TEST_ASSERT(!fallocate(r->fd, FALLOC_FL_KEEP_SIZE |
+				       FALLOC_FL_PUNCH_HOLE, off, size),
+			    "racing punch hole failed: %s", strerror(errno));
+	}
+	return NULL;
+}
+
+static void *race_host(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 2;
+	uint64_t off, size;
+	int i;
+
+	for (i = 0; i < RACE_OPS * 4; i++) {
+		off = race_range(&seed, &size);
+		/* Shared pages map, private ones raise SIGBUS: both fine. */
+		if (i & 1 ? host_write_faults(r->mem + off + 8, 0xee) :
+			    host_read_faults(r->mem + off))
+			r->sigbus++;
+	}
+	return NULL;
+}
+
+static void *race_vcpu(void *arg)
+{
+	struct race *r = arg;
+	struct ucall uc;
+	int ret;
+
+	while (!READ_ONCE(r->stop)) {
+		ret = _vcpu_run(r->vcpu);
+		if (ret) {
+			/* A private page whose file range is busy. */
+			TEST_ASSERT(errno == EFAULT,
+				    "KVM_RUN failed: %s", strerror(errno));
+			r->run_efault++;
+			continue;
+		}
+		TEST_ASSERT_KVM_EXIT_REASON(r->vcpu, KVM_EXIT_IO);
+		if (get_ucall(r->vcpu, &uc) == UCALL_ABORT)
+			REPORT_GUEST_ASSERT(uc);
+		r->guest_passes++;
+	}
+	return NULL;
+}
+
+static void test_races(void)
+{
+	pthread_t conv, punch, host, vcpu;
+	struct race r = {};
+	struct gmem_vm g;
+
+	__gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED, guest_race_code);
+
+	r.vcpu = g.vcpu;
+	r.mem = g.mem;
+	r.fd = g.fd;
+	r.seed = time(NULL);
+	ksft_print_msg("race seed %u\n", r.seed);
+
+	pthread_create(&vcpu, NULL, race_vcpu, &r);
+	pthread_create(&conv, NULL, race_convert, &r);
+	pthread_create(&punch, NULL, race_punch, &r);
+	pthread_create(&host, NULL, race_host, &r);
+	pthread_join(conv, NULL);
+	pthread_join(punch, NULL);
+	pthread_join(host, NULL);
+	WRITE_ONCE(r.stop, true);
+	pthread_join(vcpu, NULL);
+	ksft_print_msg("%d conversions, %d busy, %d SIGBUS, %d guest passes, %d EFAULT\n",
+		       r.converted, r.busy, r.sigbus, r.guest_passes,
+		       r.run_efault);
+	TEST_ASSERT(r.converted && r.sigbus && r.guest_passes,
+		    "the race did not exercise conversion, SIGBUS and the guest");
+
+	/* The file still works as a whole: a full round trip with data. */
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_fill(g.mem, 0, GMEM_SIZE, 0x61);
+	convert(g.fd, 0, GMEM_SIZE, true);
+	TEST_ASSERT(host_read_faults(g.mem + GMEM_SIZE / 2),
+		    "private page readable after the races");
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_check(g.mem, 0, GMEM_SIZE, 0x61);
+	gmem_vm_destroy(&g);
+	ksft_test_result_pass("races\n");
+}
+
+int main(int argc, char *argv[])
+{
+	struct sigaction sa = { .sa_handler = sigbus_handler };
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) &
+		     BIT(KVM_X86_SW_PROTECTED_VM));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD));
+	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction failed");
+
+	ksft_print_header();
+	ksft_set_plan(8);
+	test_flags();
+	test_mmap();
+	test_bad_input();
+	test_matrix();
+	test_pinned();
+	test_other_process();
+	test_file_gone();
+	test_races();
+	ksft_finished();
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * guest_memfd internals shared by the files of virt/kvm/guest_memfd/.
+ *
+ * Objects:
+ *  - struct kvm_gmem_inode: one per guest_memfd inode (the memory). It owns
+ *    the creation flags, the page state (the one lookup, state.h) and the
+ *    list of files that give VMs access to it.
+ *  - struct kvm_gmem_file: one per file, i.e. one VM's view: the VM and
+ *    the memslots bound to ranges of the file.
+ *
+ * Lock order (outermost first):
+ *   kvm->slots_lock
+ *     mmap_lock / per-VMA lock (host page faults)
+ *       mapping->invalidate_lock (the "gmem lock")
+ *         kvm->mmu_lock
+ *
+ * The invalidate lock protects the state map (writers hold it exclusive,
+ * readers use RCU), the file list and every file's bindings (writers hold
+ * it exclusive). Host mmap faults hold it shared while they check the state
+ * and install the page, so a conversion to private, which holds it
+ * exclusive, cannot race with a new host mapping of the range.
+ */
+#ifndef __KVM_GMEM_H
+#define __KVM_GMEM_H
+
+#include <linux/fs.h>
+#include <linux/kvm_host.h>
+#include <linux/list.h>
+#include <linux/xarray.h>
+
+#include "state.h"
+
+/**
+ * struct kvm_gmem_inode - one guest_memfd inode
+ * @flags: GUEST_MEMFD_FLAG_* given at creation
+ * @state: page state, guarded by @vfs_inode.i_mapping->invalidate_lock
+ * @files: struct kvm_gmem_file.entry of the files open on this inode,
+ *	guarded by the invalidate lock
+ * @vfs_inode: the VFS inode
+ */
+struct kvm_gmem_inode {
+	u64 flags;
+	struct kvm_gmem_state state;
+	struct list_head files;
+	struct inode vfs_inode;
+};
+
+/**
+ * struct kvm_gmem_file - one VM's view of a guest_memfd inode
+ * @kvm: the VM; the file holds a reference on it
+ * @bindings: page index -> struct kvm_memory_slot bound there, guarded by
+ *	the invalidate lock for writes
+ * @entry: link in struct kvm_gmem_inode.files
+ */
+struct kvm_gmem_file {
+	struct kvm *kvm;
+	struct xarray bindings;
+	struct list_head entry;
+};
+
+static inline struct kvm_gmem_inode *KVM_GMEM_I(struct inode *inode)
+{
+	return container_of(inode, struct kvm_gmem_inode, vfs_inode);
+}
+
+static inline struct kvm_gmem_inode *kvm_gmem_file_inode(struct file *file)
+{
+	return KVM_GMEM_I(file_inode(file));
+}
+
+/* Whether the host may mmap the file (and so the state says who owns it). */
+static inline bool kvm_gmem_has_mmap(struct kvm_gmem_inode *gi)
+{
+	return gi->flags & GUEST_MEMFD_FLAG_MMAP;
+}
+
+void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
+			       pgoff_t end);
+void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
+			     pgoff_t end);
+
+long kvm_gmem_convert(struct file *file, bool to_private,
+		      void __user *argp);
+
+#endif /* __KVM_GMEM_H */

@@ -1,0 +1,1063 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * guest_memfd: the file and inode, host mmap, and the in-kernel API the rest
+ * of KVM calls (create, bind, unbind, get_pfn, populate).
+ *
+ * Every guest_memfd inode lives on a small pseudo filesystem of its own so
+ * that it can carry a struct kvm_gmem_inode (flags, page state, files)
+ * instead of bits stuffed into i_private. See gmem.h for the objects and
+ * the lock order, and Documentation/virt/kvm/guest_memfd.rst.
+ */
+#include <linux/backing-dev.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/kvm_host.h>
+#include <linux/mm.h>
+#include <linux/mount.h>
+#include <linux/pagemap.h>
+#include <linux/pseudo_fs.h>
+
+#include "../kvm_mm.h"
+#include "gmem.h"
+
+/* "GMEM" */
+#define KVM_GMEM_MAGIC	0x474d454d
+
+static struct vfsmount *kvm_gmem_mnt;
+static struct kmem_cache *kvm_gmem_inode_cache;
+/*
+ * The vendor module (kvm-amd, kvm-intel): every file pins it, as the VM
+ * fd does, because the file's last reference can destroy the VM.
+ */
+static struct module *kvm_gmem_owner;
+
+/**
+ * folio_file_pfn - like folio_file_page, but return a pfn.
+ * @folio: The folio which contains this index.
+ * @index: The index we want to look up.
+ *
+ * Return: The pfn for this index.
+ */
+static inline kvm_pfn_t folio_file_pfn(struct folio *folio, pgoff_t index)
+{
+	return folio_pfn(folio) + (index & (folio_nr_pages(folio) - 1));
+}
+
+static int __kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
+				    pgoff_t index, struct folio *folio)
+{
+#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE
+	kvm_pfn_t pfn = folio_file_pfn(folio, index);
+	gfn_t gfn = slot->base_gfn + index - slot->gmem.pgoff;
+	int rc = kvm_arch_gmem_prepare(kvm, gfn, pfn, folio_order(folio));
+
+	if (rc) {
+		pr_warn_ratelimited("gmem: Failed to prepare folio for index %lx GFN %llx PFN %llx error %d.\n",
+				    index, gfn, pfn, rc);
+		return rc;
+	}
+#endif
+
+	return 0;
+}
+
+/*
+ * The up-to-date flag means "zeroed (or populated) and prepared": the page
+ * holds no stale host data. It stays set for the life of the folio, so
+ * content survives shared <-> private conversion.
+ */
+static void kvm_gmem_zero_folio(struct folio *folio)
+{
+	unsigned long i;
+
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		clear_highpage(folio_page(folio, i));
+}
+
+/*
+ * Process @folio, which contains @gfn, so that the guest can use it.
+ * The folio must be locked and the gfn must be contained in @slot.
+ * On successful return the guest sees a zero page so as to avoid
+ * leaking host data and the up-to-date flag is set.
+ */
+static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
+				  gfn_t gfn, struct folio *folio)
+{
+	pgoff_t index;
+	int r;
+
+	kvm_gmem_zero_folio(folio);
+
+	/*
+	 * The base pgoff of memslots is naturally aligned with the folio
+	 * order, so that huge folios can also use huge page table entries.
+	 */
+	WARN_ON(!IS_ALIGNED(slot->gmem.pgoff, 1 << folio_order(folio)));
+	index = gfn - slot->base_gfn + slot->gmem.pgoff;
+	index = ALIGN_DOWN(index, 1 << folio_order(folio));
+	r = __kvm_gmem_prepare_folio(kvm, slot, index, folio);
+	if (!r)
+		folio_mark_uptodate(folio);
+
+	return r;
+}
+
+/*
+ * Returns a locked folio on success.  There is no backing storage for the
+ * memory, so the folio stays up-to-date until it is removed.  Accessed,
+ * referenced and dirty flags do not matter: the memory is unevictable.
+ */
+static struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
+{
+	return filemap_grab_folio(inode->i_mapping, index);
+}
+
+static void kvm_gmem_file_invalidate_begin(struct kvm_gmem_inode *gi,
+					   struct kvm_gmem_file *f,
+					   pgoff_t start, pgoff_t end)
+{
+	bool flush = false, found_memslot = false;
+	struct kvm_memory_slot *slot;
+	struct kvm *kvm = f->kvm;
+	unsigned long index;
+
+	xa_for_each_range(&f->bindings, index, slot, start, end - 1) {
+		pgoff_t pgoff = slot->gmem.pgoff;
+
+		struct kvm_gfn_range gfn_range = {
+			.start = slot->base_gfn + max(pgoff, start) - pgoff,
+			.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
+			.slot = slot,
+			.may_block = true,
+			/*
+			 * Without mmap only KVM's private mappings come from
+			 * guest_memfd; with it, shared ones do too.
+			 */
+			.attr_filter = kvm_gmem_has_mmap(gi) ?
+				       KVM_FILTER_PRIVATE | KVM_FILTER_SHARED :
+				       KVM_FILTER_PRIVATE,
+		};
+
+		if (!found_memslot) {
+			found_memslot = true;
+
+			KVM_MMU_LOCK(kvm);
+			kvm_mmu_invalidate_begin(kvm);
+		}
+
+		flush |= kvm_mmu_unmap_gfn_range(kvm, &gfn_range);
+	}
+
+	if (flush)
+		kvm_flush_remote_tlbs(kvm);
+
+	if (found_memslot)
+		KVM_MMU_UNLOCK(kvm);
+}
+
+static void kvm_gmem_file_invalidate_end(struct kvm_gmem_file *f,
+					 pgoff_t start, pgoff_t end)
+{
+	struct kvm *kvm = f->kvm;
+
+	if (xa_find(&f->bindings, &start, end - 1, XA_PRESENT)) {
+		KVM_MMU_LOCK(kvm);
+		kvm_mmu_invalidate_end(kvm);
+		KVM_MMU_UNLOCK(kvm);
+	}
+}
+
+/**
+ * kvm_gmem_invalidate_begin() - zap KVM's mappings of [@start, @end)
+ * @gi: the inode
+ * @start: first page
+ * @end: page after the last one
+ *
+ * In every VM bound to the inode: zap the mappings and start an MMU
+ * invalidation, so that no vCPU maps the range again until
+ * kvm_gmem_invalidate_end(). Hold the invalidate lock across both.
+ */
+void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
+			       pgoff_t end)
+{
+	struct kvm_gmem_file *f;
+
+	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
+	list_for_each_entry(f, &gi->files, entry)
+		kvm_gmem_file_invalidate_begin(gi, f, start, end);
+}
+
+/**
+ * kvm_gmem_invalidate_end() - end what kvm_gmem_invalidate_begin() began
+ * @gi: the inode
+ * @start: first page
+ * @end: page after the last one
+ */
+void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
+			     pgoff_t end)
+{
+	struct kvm_gmem_file *f;
+
+	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
+	list_for_each_entry(f, &gi->files, entry)
+		kvm_gmem_file_invalidate_end(f, start, end);
+}
+
+static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	pgoff_t start = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+
+	/*
+	 * Bindings must be stable across invalidation to ensure the start+end
+	 * are balanced.
+	 */
+	filemap_invalidate_lock(inode->i_mapping);
+
+	kvm_gmem_invalidate_begin(gi, start, end);
+	/* Also unmaps the host's mappings of the range. */
+	truncate_inode_pages_range(inode->i_mapping, offset, offset + len - 1);
+	kvm_gmem_invalidate_end(gi, start, end);
+
+	filemap_invalidate_unlock(inode->i_mapping);
+
+	return 0;
+}
+
+static long kvm_gmem_allocate(struct inode *inode, loff_t offset, loff_t len)
+{
+	struct address_space *mapping = inode->i_mapping;
+	pgoff_t start, index, end;
+	int r;
+
+	/* Dedicated guest is immutable by default. */
+	if (offset + len > i_size_read(inode))
+		return -EINVAL;
+
+	filemap_invalidate_lock_shared(mapping);
+
+	start = offset >> PAGE_SHIFT;
+	end = (offset + len) >> PAGE_SHIFT;
+
+	r = 0;
+	for (index = start; index < end; ) {
+		struct folio *folio;
+
+		if (signal_pending(current)) {
+			r = -EINTR;
+			break;
+		}
+
+		folio = kvm_gmem_get_folio(inode, index);
+		if (IS_ERR(folio)) {
+			r = PTR_ERR(folio);
+			break;
+		}
+
+		index = folio_next_index(folio);
+
+		folio_unlock(folio);
+		folio_put(folio);
+
+		/* 64-bit only, wrapping the index should be impossible. */
+		if (WARN_ON_ONCE(!index))
+			break;
+
+		cond_resched();
+	}
+
+	filemap_invalidate_unlock_shared(mapping);
+
+	return r;
+}
+
+static long kvm_gmem_fallocate(struct file *file, int mode, loff_t offset,
+			       loff_t len)
+{
+	int ret;
+
+	if (!(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+
+	if (!PAGE_ALIGNED(offset) || !PAGE_ALIGNED(len))
+		return -EINVAL;
+
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		ret = kvm_gmem_punch_hole(file_inode(file), offset, len);
+	else
+		ret = kvm_gmem_allocate(file_inode(file), offset, len);
+
+	if (!ret)
+		file_modified(file);
+	return ret;
+}
+
+static int kvm_gmem_release(struct inode *inode, struct file *file)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	struct kvm_gmem_file *f = file->private_data;
+	struct kvm_memory_slot *slot;
+	struct kvm *kvm = f->kvm;
+	unsigned long index;
+
+	/*
+	 * Prevent concurrent attempts to *unbind* a memslot.  This is the last
+	 * reference to the file and thus no new bindings can be created, but
+	 * dereferencing the slot for existing bindings needs to be protected
+	 * against memslot updates, specifically so that unbind doesn't race
+	 * and free the memslot (kvm_gmem_get_file() will return NULL).
+	 *
+	 * Since .release is called only when the reference count is zero,
+	 * after which file_ref_get() and get_file_active() fail,
+	 * kvm_gmem_get_pfn() cannot be using the file concurrently.
+	 * file_ref_put() provides a full barrier, and get_file_active() the
+	 * matching acquire barrier.
+	 */
+	mutex_lock(&kvm->slots_lock);
+
+	filemap_invalidate_lock(inode->i_mapping);
+
+	xa_for_each(&f->bindings, index, slot)
+		WRITE_ONCE(slot->gmem.file, NULL);
+
+	/*
+	 * All in-flight operations are gone and new bindings can be created.
+	 * Zap all SPTEs pointed at by this file.  Do not free the backing
+	 * memory, as its lifetime is associated with the inode, not the file.
+	 */
+	kvm_gmem_file_invalidate_begin(gi, f, 0, -1ul);
+	kvm_gmem_file_invalidate_end(f, 0, -1ul);
+
+	list_del(&f->entry);
+
+	filemap_invalidate_unlock(inode->i_mapping);
+
+	mutex_unlock(&kvm->slots_lock);
+
+	xa_destroy(&f->bindings);
+	kfree(f);
+
+	kvm_put_kvm(kvm);
+	module_put(kvm_gmem_owner);
+
+	return 0;
+}
+
+static inline struct file *kvm_gmem_get_file(struct kvm_memory_slot *slot)
+{
+	/*
+	 * Do not return slot->gmem.file if it has already been closed;
+	 * there might be some time between the last fput() and when
+	 * kvm_gmem_release() clears slot->gmem.file.
+	 */
+	return get_file_active(&slot->gmem.file);
+}
+
+static pgoff_t kvm_gmem_get_index(struct kvm_memory_slot *slot, gfn_t gfn)
+{
+	return gfn - slot->base_gfn + slot->gmem.pgoff;
+}
+
+/*
+ * Host page fault on a guest_memfd mapping: only pages whose state is
+ * shared may be mapped; a private page raises SIGBUS. The invalidate lock,
+ * held shared from the state check until the page table entry is in place,
+ * keeps a conversion to private from slipping in between.
+ */
+static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
+{
+	struct inode *inode = file_inode(vmf->vma->vm_file);
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	struct folio *folio;
+	vm_fault_t ret = VM_FAULT_LOCKED;
+
+	if (vmf->pgoff >= i_size_read(inode) >> PAGE_SHIFT)
+		return VM_FAULT_SIGBUS;
+
+	filemap_invalidate_lock_shared(inode->i_mapping);
+
+	if (!(kvm_gmem_state_lookup(&gi->state, vmf->pgoff, 0, NULL) &
+	      KVM_GMEM_STATE_SHARED)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+
+	folio = kvm_gmem_get_folio(inode, vmf->pgoff);
+	if (IS_ERR(folio)) {
+		ret = vmf_error(PTR_ERR(folio));
+		goto out;
+	}
+
+	if (folio_test_hwpoison(folio)) {
+		folio_unlock(folio);
+		folio_put(folio);
+		ret = VM_FAULT_HWPOISON;
+		goto out;
+	}
+
+	if (!folio_test_uptodate(folio)) {
+		kvm_gmem_zero_folio(folio);
+		folio_mark_uptodate(folio);
+	}
+
+	vmf->page = folio_file_page(folio, vmf->pgoff);
+out:
+	/*
+	 * On VM_FAULT_LOCKED the caller maps vmf->page under the folio lock;
+	 * a conversion to private waits for the invalidate lock and then
+	 * unmaps the page again before it checks the references.
+	 */
+	filemap_invalidate_unlock_shared(inode->i_mapping);
+	return ret;
+}
+
+static const struct vm_operations_struct kvm_gmem_vm_ops = {
+	.fault	= kvm_gmem_fault,
+};
+
+static int kvm_gmem_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	if (!kvm_gmem_has_mmap(kvm_gmem_file_inode(file)))
+		return -ENODEV;
+
+	/* A private copy of a page would survive conversion to private. */
+	if ((vma->vm_flags & (VM_SHARED | VM_MAYSHARE)) !=
+	    (VM_SHARED | VM_MAYSHARE))
+		return -EINVAL;
+
+	vm_flags_set(vma, VM_DONTDUMP);
+	vma->vm_ops = &kvm_gmem_vm_ops;
+	return 0;
+}
+
+static long kvm_gmem_ioctl(struct file *file, unsigned int ioctl,
+			   unsigned long arg)
+{
+	void __user *argp = (void __user *)arg;
+
+	switch (ioctl) {
+	case KVM_GMEM_CONVERT_SHARED:
+		return kvm_gmem_convert(file, false, argp);
+	case KVM_GMEM_CONVERT_PRIVATE:
+		return kvm_gmem_convert(file, true, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations kvm_gmem_fops = {
+	.mmap		= kvm_gmem_mmap,
+	.open		= generic_file_open,
+	.release	= kvm_gmem_release,
+	.fallocate	= kvm_gmem_fallocate,
+	.unlocked_ioctl	= kvm_gmem_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+static int kvm_gmem_migrate_folio(struct address_space *mapping,
+				  struct folio *dst, struct folio *src,
+				  enum migrate_mode mode)
+{
+	WARN_ON_ONCE(1);
+	return -EINVAL;
+}
+
+static int kvm_gmem_error_folio(struct address_space *mapping, struct folio *folio)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
+	pgoff_t start, end;
+
+	filemap_invalidate_lock_shared(mapping);
+
+	start = folio->index;
+	end = start + folio_nr_pages(folio);
+
+	kvm_gmem_invalidate_begin(gi, start, end);
+
+	/*
+	 * Do not truncate the range, what action is taken in response to the
+	 * error is userspace's decision (assuming the architecture supports
+	 * gracefully handling memory errors).  If/when the guest attempts to
+	 * access a poisoned page, kvm_gmem_get_pfn() will return -EHWPOISON,
+	 * at which point KVM can either terminate the VM or propagate the
+	 * error to userspace.
+	 */
+
+	kvm_gmem_invalidate_end(gi, start, end);
+
+	filemap_invalidate_unlock_shared(mapping);
+
+	return MF_DELAYED;
+}
+
+#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE
+static void kvm_gmem_free_folio(struct folio *folio)
+{
+	struct page *page = folio_page(folio, 0);
+	kvm_pfn_t pfn = page_to_pfn(page);
+	int order = folio_order(folio);
+
+	kvm_arch_gmem_invalidate(pfn, pfn + (1ul << order));
+}
+#endif
+
+static const struct address_space_operations kvm_gmem_aops = {
+	.dirty_folio = noop_dirty_folio,
+	.migrate_folio	= kvm_gmem_migrate_folio,
+	.error_remove_folio = kvm_gmem_error_folio,
+#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE
+	.free_folio = kvm_gmem_free_folio,
+#endif
+};
+
+static int kvm_gmem_getattr(struct mnt_idmap *idmap, const struct path *path,
+			    struct kstat *stat, u32 request_mask,
+			    unsigned int query_flags)
+{
+	struct inode *inode = path->dentry->d_inode;
+
+	generic_fillattr(idmap, request_mask, inode, stat);
+	return 0;
+}
+
+static int kvm_gmem_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
+			    struct iattr *attr)
+{
+	return -EINVAL;
+}
+
+static const struct inode_operations kvm_gmem_iops = {
+	.getattr	= kvm_gmem_getattr,
+	.setattr	= kvm_gmem_setattr,
+};
+
+static struct inode *kvm_gmem_alloc_inode(struct super_block *sb)
+{
+	struct kvm_gmem_inode *gi;
+
+	gi = alloc_inode_sb(sb, kvm_gmem_inode_cache, GFP_KERNEL);
+	if (!gi)
+		return NULL;
+
+	gi->flags = 0;
+	/* nr_pages == 0 marks a state that was never set up. */
+	memset(&gi->state, 0, sizeof(gi->state));
+	INIT_LIST_HEAD(&gi->files);
+	return &gi->vfs_inode;
+}
+
+static void kvm_gmem_destroy_inode(struct inode *inode)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+
+	WARN_ON_ONCE(!list_empty(&gi->files));
+	if (gi->state.nr_pages)
+		kvm_gmem_state_destroy(&gi->state);
+}
+
+static void kvm_gmem_free_inode(struct inode *inode)
+{
+	kmem_cache_free(kvm_gmem_inode_cache, KVM_GMEM_I(inode));
+}
+
+static const struct super_operations kvm_gmem_sops = {
+	.statfs		= simple_statfs,
+	.alloc_inode	= kvm_gmem_alloc_inode,
+	.destroy_inode	= kvm_gmem_destroy_inode,
+	.free_inode	= kvm_gmem_free_inode,
+	.drop_inode	= generic_delete_inode,
+};
+
+static int kvm_gmem_init_fs_context(struct fs_context *fc)
+{
+	struct pseudo_fs_context *ctx = init_pseudo(fc, KVM_GMEM_MAGIC);
+
+	if (!ctx)
+		return -ENOMEM;
+	fc->s_iflags |= SB_I_NOEXEC | SB_I_NODEV;
+	ctx->ops = &kvm_gmem_sops;
+	return 0;
+}
+
+static struct file_system_type kvm_gmem_fs = {
+	.name		 = "kvm_guest_memory",
+	.init_fs_context = kvm_gmem_init_fs_context,
+	.kill_sb	 = kill_anon_super,
+};
+
+static void kvm_gmem_inode_once(void *p)
+{
+	struct kvm_gmem_inode *gi = p;
+
+	inode_init_once(&gi->vfs_inode);
+}
+
+int kvm_gmem_init(struct module *module)
+{
+	int r;
+
+	kvm_gmem_owner = module;
+
+	r = kvm_gmem_state_cache_init();
+	if (r)
+		return r;
+
+	kvm_gmem_inode_cache = kmem_cache_create("kvm_gmem_inode",
+						 sizeof(struct kvm_gmem_inode),
+						 0, SLAB_ACCOUNT,
+						 kvm_gmem_inode_once);
+	if (!kvm_gmem_inode_cache) {
+		r = -ENOMEM;
+		goto err_state;
+	}
+
+	kvm_gmem_mnt = kern_mount(&kvm_gmem_fs);
+	if (IS_ERR(kvm_gmem_mnt)) {
+		r = PTR_ERR(kvm_gmem_mnt);
+		goto err_cache;
+	}
+	/* Guest memory must not be executed or become a device from the host. */
+	kvm_gmem_mnt->mnt_flags |= MNT_NOEXEC | MNT_NODEV;
+	return 0;
+
+err_cache:
+	kmem_cache_destroy(kvm_gmem_inode_cache);
+err_state:
+	kvm_gmem_state_cache_exit();
+	return r;
+}
+
+void kvm_gmem_exit(void)
+{
+	kern_unmount(kvm_gmem_mnt);
+	kvm_gmem_mnt = NULL;
+	rcu_barrier();
+	kmem_cache_destroy(kvm_gmem_inode_cache);
+	kvm_gmem_state_cache_exit();
+}
+
+/**
+ * kvm_gmem_valid_flags() - the KVM_CREATE_GUEST_MEMFD flags of a VM
+ * @kvm: the VM
+ *
+ * Host mmap and in-place conversion need the page content to be readable
+ * by the host when shared and unchanged by conversion, which holds where
+ * the architecture does not encrypt or own private memory.
+ *
+ * Return: the valid flags, also reported by KVM_CAP_GUEST_MEMFD_FLAGS.
+ */
+u64 kvm_gmem_valid_flags(struct kvm *kvm)
+{
+	if (kvm_arch_gmem_supports_mmap(kvm))
+		return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	return 0;
+}
+
+static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
+{
+	struct kvm_gmem_inode *gi;
+	struct inode *inode;
+	int err;
+
+	inode = alloc_anon_inode(kvm_gmem_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		return inode;
+
+	gi = KVM_GMEM_I(inode);
+	gi->flags = flags;
+	err = kvm_gmem_state_init(&gi->state, &inode->i_mapping->invalidate_lock,
+				  size >> PAGE_SHIFT,
+				  flags & GUEST_MEMFD_FLAG_INIT_SHARED ?
+				  KVM_GMEM_STATE_SHARED : 0);
+	if (err) {
+		/* Nothing for destroy_inode to tear down. */
+		gi->state.nr_pages = 0;
+		iput(inode);
+		return ERR_PTR(err);
+	}
+
+	inode->i_op = &kvm_gmem_iops;
+	inode->i_mapping->a_ops = &kvm_gmem_aops;
+	inode->i_mode |= S_IFREG;
+	inode->i_size = size;
+	mapping_set_gfp_mask(inode->i_mapping, GFP_HIGHUSER);
+	mapping_set_inaccessible(inode->i_mapping);
+	/* Unmovable mappings are supposed to be marked unevictable as well. */
+	WARN_ON_ONCE(!mapping_unevictable(inode->i_mapping));
+	return inode;
+}
+
+static int __kvm_gmem_create(struct kvm *kvm, loff_t size, u64 flags)
+{
+	struct kvm_gmem_file *f;
+	struct inode *inode;
+	struct file *file;
+	int fd, err;
+
+	if (!try_module_get(kvm_gmem_owner))
+		return -ENOENT;
+
+	fd = get_unused_fd_flags(0);
+	if (fd < 0) {
+		err = fd;
+		goto err_module;
+	}
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
+	if (!f) {
+		err = -ENOMEM;
+		goto err_fd;
+	}
+
+	inode = kvm_gmem_inode_create(size, flags);
+	if (IS_ERR(inode)) {
+		err = PTR_ERR(inode);
+		goto err_f;
+	}
+
+	file = alloc_file_pseudo(inode, kvm_gmem_mnt, "[kvm-gmem]", O_RDWR,
+				 &kvm_gmem_fops);
+	if (IS_ERR(file)) {
+		iput(inode);
+		err = PTR_ERR(file);
+		goto err_f;
+	}
+
+	file->f_flags |= O_LARGEFILE;
+	file->private_data = f;
+
+	kvm_get_kvm(kvm);
+	f->kvm = kvm;
+	xa_init(&f->bindings);
+	/* Nobody else can see the inode yet, the lock is for lockdep. */
+	filemap_invalidate_lock(inode->i_mapping);
+	list_add(&f->entry, &KVM_GMEM_I(inode)->files);
+	filemap_invalidate_unlock(inode->i_mapping);
+
+	fd_install(fd, file);
+	return fd;
+
+err_f:
+	kfree(f);
+err_fd:
+	put_unused_fd(fd);
+err_module:
+	module_put(kvm_gmem_owner);
+	return err;
+}
+
+int kvm_gmem_create(struct kvm *kvm, struct kvm_create_guest_memfd *args)
+{
+	loff_t size = args->size;
+	u64 flags = args->flags;
+
+	if (flags & ~kvm_gmem_valid_flags(kvm))
+		return -EINVAL;
+
+	/* Initially shared memory only makes sense if the host can map it. */
+	if ((flags & GUEST_MEMFD_FLAG_INIT_SHARED) &&
+	    !(flags & GUEST_MEMFD_FLAG_MMAP))
+		return -EINVAL;
+
+	if (size <= 0 || !PAGE_ALIGNED(size))
+		return -EINVAL;
+
+	return __kvm_gmem_create(kvm, size, flags);
+}
+
+int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
+		  unsigned int fd, u64 offset)
+{
+	u64 size = slot->npages << PAGE_SHIFT;
+	unsigned long start, end;
+	struct kvm_gmem_file *f;
+	struct inode *inode;
+	struct file *file;
+	int r = -EINVAL;
+
+	BUILD_BUG_ON(sizeof(gpa_t) != sizeof(offset));
+	BUILD_BUG_ON(sizeof(gfn_t) != sizeof(slot->gmem.pgoff));
+
+	file = fget(fd);
+	if (!file)
+		return -EBADF;
+
+	if (file->f_op != &kvm_gmem_fops)
+		goto err;
+
+	f = file->private_data;
+	if (f->kvm != kvm)
+		goto err;
+
+	inode = file_inode(file);
+
+	if (!PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))
+		goto err;
+
+	filemap_invalidate_lock(inode->i_mapping);
+
+	start = offset >> PAGE_SHIFT;
+	end = start + slot->npages;
+
+	if (!xa_empty(&f->bindings) &&
+	    xa_find(&f->bindings, &start, end - 1, XA_PRESENT)) {
+		filemap_invalidate_unlock(inode->i_mapping);
+		goto err;
+	}
+
+	/*
+	 * memslots of flag KVM_MEM_GUEST_MEMFD are immutable to change, so
+	 * kvm_gmem_bind() must occur on a new memslot.  Because the memslot
+	 * is not visible yet, kvm_gmem_get_pfn() is guaranteed to see the file.
+	 */
+	WRITE_ONCE(slot->gmem.file, file);
+	slot->gmem.pgoff = start;
+	/* The file's state, not the VM's attributes, says what is private. */
+	slot->gmem.has_state = kvm_gmem_has_mmap(KVM_GMEM_I(inode));
+
+	r = xa_err(xa_store_range(&f->bindings, start, end - 1, slot, GFP_KERNEL));
+	if (r) {
+		xa_store_range(&f->bindings, start, end - 1, NULL, GFP_KERNEL);
+		slot->gmem.file = NULL;
+		slot->gmem.pgoff = 0;
+		slot->gmem.has_state = false;
+	}
+	filemap_invalidate_unlock(inode->i_mapping);
+
+	/*
+	 * Drop the reference to the file, even on success.  The file pins KVM,
+	 * not the other way 'round.  Active bindings are invalidated if the
+	 * file is closed before memslots are destroyed.
+	 */
+err:
+	fput(file);
+	return r;
+}
+
+static void __kvm_gmem_unbind(struct kvm_memory_slot *slot,
+			      struct kvm_gmem_file *f)
+{
+	unsigned long start = slot->gmem.pgoff;
+	unsigned long end = start + slot->npages;
+
+	xa_store_range(&f->bindings, start, end - 1, NULL, GFP_KERNEL);
+
+	/*
+	 * synchronize_srcu(&kvm->srcu) ensured that kvm_gmem_get_pfn()
+	 * cannot see this memslot.
+	 */
+	WRITE_ONCE(slot->gmem.file, NULL);
+}
+
+void kvm_gmem_unbind(struct kvm_memory_slot *slot)
+{
+	struct file *file;
+
+	/*
+	 * Nothing to do if the underlying file was _already_ closed, as
+	 * kvm_gmem_release() invalidates and nullifies all bindings.
+	 */
+	if (!slot->gmem.file)
+		return;
+
+	file = kvm_gmem_get_file(slot);
+
+	/*
+	 * However, if the file is _being_ closed, then the bindings need to be
+	 * removed as kvm_gmem_release() might not run until after the memslot
+	 * is freed.  Note, modifying the bindings is safe even though the file
+	 * is dying as kvm_gmem_release() nullifies slot->gmem.file under
+	 * slots_lock, and only puts its reference to KVM after destroying all
+	 * bindings.  I.e. reaching this point means kvm_gmem_release() hasn't
+	 * yet destroyed the bindings or freed the file, and can't do so
+	 * until the caller drops slots_lock.
+	 */
+	if (!file) {
+		__kvm_gmem_unbind(slot, slot->gmem.file->private_data);
+		return;
+	}
+
+	filemap_invalidate_lock(file->f_mapping);
+	__kvm_gmem_unbind(slot, file->private_data);
+	filemap_invalidate_unlock(file->f_mapping);
+
+	fput(file);
+}
+
+/**
+ * kvm_gmem_is_private() - whether the file bound at @gfn says private
+ * @slot: a memslot with slot->gmem.has_state, under kvm->srcu
+ * @gfn: a gfn of @slot
+ *
+ * Return: true if the page is private, or if the file is gone (so that
+ * the fault goes to kvm_gmem_get_pfn() and exits to userspace).
+ */
+bool kvm_gmem_is_private(struct kvm_memory_slot *slot, gfn_t gfn)
+{
+	struct file *file = kvm_gmem_get_file(slot);
+	bool private;
+
+	if (!file)
+		return true;
+	private = !(kvm_gmem_state_lookup(&kvm_gmem_file_inode(file)->state,
+					  kvm_gmem_get_index(slot, gfn), 0,
+					  NULL) & KVM_GMEM_STATE_SHARED);
+	fput(file);
+	return private;
+}
+
+/* Returns a locked folio on success.  */
+static struct folio *__kvm_gmem_get_pfn(struct file *file,
+					struct kvm_memory_slot *slot,
+					pgoff_t index, kvm_pfn_t *pfn,
+					bool *is_prepared, int *max_order)
+{
+	struct file *gmem_file = READ_ONCE(slot->gmem.file);
+	struct kvm_gmem_file *f = file->private_data;
+	struct folio *folio;
+
+	if (file != gmem_file) {
+		WARN_ON_ONCE(gmem_file);
+		return ERR_PTR(-EFAULT);
+	}
+
+	if (xa_load(&f->bindings, index) != slot) {
+		WARN_ON_ONCE(xa_load(&f->bindings, index));
+		return ERR_PTR(-EIO);
+	}
+
+	folio = kvm_gmem_get_folio(file_inode(file), index);
+	if (IS_ERR(folio))
+		return folio;
+
+	if (folio_test_hwpoison(folio)) {
+		folio_unlock(folio);
+		folio_put(folio);
+		return ERR_PTR(-EHWPOISON);
+	}
+
+	*pfn = folio_file_pfn(folio, index);
+	if (max_order)
+		*max_order = 0;
+
+	*is_prepared = folio_test_uptodate(folio);
+	return folio;
+}
+
+int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
+		     gfn_t gfn, kvm_pfn_t *pfn, int *max_order)
+{
+	pgoff_t index = kvm_gmem_get_index(slot, gfn);
+	struct file *file = kvm_gmem_get_file(slot);
+	struct folio *folio;
+	bool is_prepared = false;
+	int r = 0;
+
+	if (!file)
+		return -EFAULT;
+
+	folio = __kvm_gmem_get_pfn(file, slot, index, pfn, &is_prepared, max_order);
+	if (IS_ERR(folio)) {
+		r = PTR_ERR(folio);
+		goto out;
+	}
+
+	if (!is_prepared)
+		r = kvm_gmem_prepare_folio(kvm, slot, gfn, folio);
+
+	folio_unlock(folio);
+	if (r < 0)
+		folio_put(folio);
+
+out:
+	fput(file);
+	return r;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_get_pfn);
+
+#ifdef CONFIG_KVM_GENERIC_PRIVATE_MEM
+long kvm_gmem_populate(struct kvm *kvm, gfn_t start_gfn, void __user *src, long npages,
+		       kvm_gmem_populate_cb post_populate, void *opaque)
+{
+	struct file *file;
+	struct kvm_memory_slot *slot;
+	void __user *p;
+
+	int ret = 0, max_order;
+	long i;
+
+	lockdep_assert_held(&kvm->slots_lock);
+	if (npages < 0)
+		return -EINVAL;
+
+	slot = gfn_to_memslot(kvm, start_gfn);
+	if (!kvm_slot_can_be_private(slot))
+		return -EINVAL;
+
+	file = kvm_gmem_get_file(slot);
+	if (!file)
+		return -EFAULT;
+
+	filemap_invalidate_lock(file->f_mapping);
+
+	npages = min_t(ulong, slot->npages - (start_gfn - slot->base_gfn), npages);
+	for (i = 0; i < npages; i += (1 << max_order)) {
+		struct folio *folio;
+		gfn_t gfn = start_gfn + i;
+		pgoff_t index = kvm_gmem_get_index(slot, gfn);
+		bool is_prepared = false;
+		kvm_pfn_t pfn;
+
+		if (signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+
+		folio = __kvm_gmem_get_pfn(file, slot, index, &pfn, &is_prepared, &max_order);
+		if (IS_ERR(folio)) {
+			ret = PTR_ERR(folio);
+			break;
+		}
+
+		if (is_prepared) {
+			folio_unlock(folio);
+			folio_put(folio);
+			ret = -EEXIST;
+			break;
+		}
+
+		folio_unlock(folio);
+		WARN_ON(!IS_ALIGNED(gfn, 1 << max_order) ||
+			(npages - i) < (1 << max_order));
+
+		ret = -EINVAL;
+		while (!kvm_range_has_memory_attributes(kvm, gfn, gfn + (1 << max_order),
+							KVM_MEMORY_ATTRIBUTE_PRIVATE,
+							KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+			if (!max_order)
+				goto put_folio_and_exit;
+			max_order--;
+		}
+
+		p = src ? src + i * PAGE_SIZE : NULL;
+		ret = post_populate(kvm, gfn, pfn, p, max_order, opaque);
+		if (!ret)
+			folio_mark_uptodate(folio);
+
+put_folio_and_exit:
+		folio_put(folio);
+		if (ret)
+			break;
+	}
+
+	filemap_invalidate_unlock(file->f_mapping);
+
+	fput(file);
+	return ret && !i ? ret : i;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_populate);
+#endif
