@@ -11,14 +11,15 @@
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
 #                   set with a cover letter, checkpatch --strict on all of it
+#   make bisect     build the test kernel at every commit of the series
 #   make tree | kernel | selftests | bench-kernel    single stages
 #   make patches    write commits made in build/linux back to patches/
 
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: help run test check bench shell series tree kernel bench-kernel selftests \
-	patches deps clean distclean
+.PHONY: help run test check bench shell series bisect tree kernel bench-kernel \
+	selftests patches deps clean distclean
 
 help:
 	@sed -n '5,17s/^#  //p' Makefile
@@ -59,6 +60,9 @@ shell: selftests
 
 series: tree
 	$(S)/series.sh
+
+bisect: series kernel
+	$(S)/bisect-build.sh
 
 patches:
 	$(S)/tree.sh export
