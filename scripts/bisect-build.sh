@@ -22,10 +22,8 @@ for c in $(git -C "$wt" rev-list --reverse base.."$head"); do
 	git -C "$wt" checkout -q --detach "$c" || die "cannot check out $c"
 	cp "$BUILD/obj-test/.config" "$obj/.config"
 	start=$(now)
-	if make -C "$wt" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" \
-		olddefconfig > "$obj/build.log" 2>&1 &&
-	   make -C "$wt" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" \
-		-j"$NPROC" bzImage >> "$obj/build.log" 2>&1; then
+	if kmake "$wt" "$obj" olddefconfig > "$obj/build.log" 2>&1 &&
+	   kmake "$wt" "$obj" -j"$NPROC" bzImage >> "$obj/build.log" 2>&1; then
 		echo "PASS  builds: $subject ($(( $(now) - start )) s)"
 		pass=$((pass + 1))
 	else

@@ -14,10 +14,6 @@ obj=$BUILD/obj-$flavour
 frags="$TOP/configs/base.config $TOP/configs/$flavour.config"
 mkdir -p "$obj"
 
-kmake() {
-	make -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" "$@"
-}
-
 check_config() {
 	local line opt want have bad=0
 	while read -r line; do
@@ -39,10 +35,10 @@ check_config() {
 confhash=$(cat $frags "$SRC/arch/x86/configs/x86_64_defconfig" | sha1sum | cut -d' ' -f1)
 if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.gmem-config-hash" 2>/dev/null)" != "$confhash" ]; then
 	log "configuring $flavour kernel"
-	kmake -s x86_64_defconfig >/dev/null
+	kmake "$SRC" "$obj" -s x86_64_defconfig >/dev/null
 	# shellcheck disable=SC2086
 	(cd "$obj" && "$SRC/scripts/kconfig/merge_config.sh" -m -O "$obj" .config $frags >/dev/null)
-	kmake -s olddefconfig >/dev/null
+	kmake "$SRC" "$obj" -s olddefconfig >/dev/null
 	if ! check_config >&2; then
 		die "configs/ asks for options the $flavour kernel cannot have (see above)"
 	fi
@@ -51,10 +47,10 @@ fi
 
 log "building $flavour kernel in $obj"
 start=$(now)
-if ! kmake -j"$NPROC" bzImage > "$obj/build.log" 2>&1; then
+if ! kmake "$SRC" "$obj" -j"$NPROC" bzImage > "$obj/build.log" 2>&1; then
 	grep -E -B2 -A6 'error|Error' "$obj/build.log" | tail -60 >&2
 	die "kernel build failed; full log: $obj/build.log"
 fi
 grep -E 'warning:' "$obj/build.log" >&2 || true
-kmake -s headers_install >/dev/null
+kmake "$SRC" "$obj" -s headers_install >/dev/null
 log "kernel $flavour built in $(( $(now) - start )) s: $obj/arch/x86/boot/bzImage"

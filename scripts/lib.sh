@@ -29,6 +29,14 @@ die() { printf '*** ERROR: %s\n' "$*" >&2; exit 1; }
 # stamp NAME: seconds since the epoch, for the stage timings.
 now() { date +%s; }
 
+# kmake SRC OBJ ARGS...: make in kernel tree SRC with objects in OBJ,
+# through ccache.
+kmake() {
+	local src=$1 obj=$2
+	shift 2
+	make -C "$src" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" "$@"
+}
+
 # add_verdicts FILE: add the last "N passed, N failed[, N skipped]" line of
 # FILE to the caller's pass/fail/skip counters; return 1 if there is none.
 # shellcheck disable=SC2034 # the counters belong to the caller

@@ -75,14 +75,11 @@ static int kvm_gmem_unmap_check(struct address_space *mapping, pgoff_t start,
 static bool kvm_gmem_needs_convert(struct kvm_gmem_state *s, pgoff_t start,
 				   pgoff_t end, bool to_private)
 {
-	pgoff_t index = start, run_end;
-	unsigned int state;
+	struct kvm_gmem_state_iter it;
 
-	for (; index < end; index = run_end) {
-		state = kvm_gmem_state_range(s, index, end, &run_end);
-		if (!!(state & KVM_GMEM_STATE_SHARED) == to_private)
+	kvm_gmem_state_for_each_range(s, &it, start, end)
+		if (!!(it.state & KVM_GMEM_STATE_SHARED) == to_private)
 			return true;
-	}
 	return false;
 }
 

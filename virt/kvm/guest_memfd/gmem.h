@@ -75,6 +75,14 @@ static inline bool kvm_gmem_has_mmap(struct kvm_gmem_inode *gi)
 	return gi->flags & GUEST_MEMFD_FLAG_MMAP;
 }
 
+/* Whether the host may map page @index (the one lookup, order 0). */
+static inline bool kvm_gmem_page_shared(struct kvm_gmem_inode *gi,
+					pgoff_t index)
+{
+	return kvm_gmem_state_lookup(&gi->state, index, 0, NULL) &
+	       KVM_GMEM_STATE_SHARED;
+}
+
 void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 			       pgoff_t end);
 void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,

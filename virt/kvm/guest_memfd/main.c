@@ -380,8 +380,7 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 
 	filemap_invalidate_lock_shared(inode->i_mapping);
 
-	if (!(kvm_gmem_state_lookup(&gi->state, vmf->pgoff, 0, NULL) &
-	      KVM_GMEM_STATE_SHARED)) {
+	if (!kvm_gmem_page_shared(gi, vmf->pgoff)) {
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
@@ -674,8 +673,6 @@ static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
 				  flags & GUEST_MEMFD_FLAG_INIT_SHARED ?
 				  KVM_GMEM_STATE_SHARED : 0);
 	if (err) {
-		/* Nothing for destroy_inode to tear down. */
-		gi->state.nr_pages = 0;
 		iput(inode);
 		return ERR_PTR(err);
 	}
@@ -903,9 +900,8 @@ bool kvm_gmem_is_private(struct kvm_memory_slot *slot, gfn_t gfn)
 
 	if (!file)
 		return true;
-	private = !(kvm_gmem_state_lookup(&kvm_gmem_file_inode(file)->state,
-					  kvm_gmem_get_index(slot, gfn), 0,
-					  NULL) & KVM_GMEM_STATE_SHARED);
+	private = !kvm_gmem_page_shared(kvm_gmem_file_inode(file),
+					kvm_gmem_get_index(slot, gfn));
 	fput(file);
 	return private;
 }

@@ -241,8 +241,7 @@ int kvm_gmem_state_init(struct kvm_gmem_state *s, struct rw_semaphore *lock,
 nomem:
 	kvfree(s->gig_state);
 	kvfree(s->gig_blk);
-	s->gig_state = NULL;
-	s->gig_blk = NULL;
+	memset(s, 0, sizeof(*s));
 	return -ENOMEM;
 }
 

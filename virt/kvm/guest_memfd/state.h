@@ -156,7 +156,8 @@ void kvm_gmem_state_cache_exit(void);
  * @nr_pages: file size in pages, at least 1
  * @state: initial state of every page (KVM_GMEM_STATE_* bits)
  *
- * Return: 0, -EINVAL for a bad argument, or -ENOMEM.
+ * Return: 0, -EINVAL for a bad argument, or -ENOMEM. On -ENOMEM @s is
+ * left zeroed, so @s->nr_pages == 0 says there is nothing to destroy.
  */
 int kvm_gmem_state_init(struct kvm_gmem_state *s, struct rw_semaphore *lock,
 			pgoff_t nr_pages, unsigned int state);
