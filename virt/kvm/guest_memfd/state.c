@@ -14,6 +14,10 @@
  *
  * Chunks are copy-on-write: a changed block gets a new chunk and the old one
  * is freed after an RCU grace period, so readers see one consistent block.
+ * The one exception is the common single-page case: an update inside one
+ * word of a chunk that leaves the block non-uniform stores that word in
+ * place (gmem_update_word()); a page's state never spans words, so each
+ * page still reads as before or after the update.
  *
  * Every update goes through kvm_gmem_state_update(): it first plans the new
  * entries of the affected range (the 2M-aligned hull of the request, merged
@@ -152,7 +156,8 @@ static inline bool gmem_is_chunk(void *entry)
 static inline unsigned int gmem_chunk_get(const struct kvm_gmem_chunk *c,
 					  unsigned long off)
 {
-	return (c->bits[off / GMEM_PAGES_PER_WORD] >>
+	/* A word may change in place under a reader: see gmem_update_word(). */
+	return (READ_ONCE(c->bits[off / GMEM_PAGES_PER_WORD]) >>
 		((off % GMEM_PAGES_PER_WORD) * KVM_GMEM_STATE_BITS)) &
 	       KVM_GMEM_STATE_MASK;
 }
@@ -741,6 +746,54 @@ static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
 	}
 }
 
+/*
+ * Fast path of an update confined to one word of an existing chunk (up to
+ * 32 pages, a single page always) that leaves its block non-uniform: one
+ * store of that word. Every page's state lies in one word, so a reader
+ * sees each page before or after the update, as with a copied chunk; the
+ * tree and the 1G tables keep describing a chunk. No allocation, no grace
+ * period. Returns false, with nothing changed, if the slow path must run.
+ */
+static bool gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
+			     pgoff_t start, pgoff_t end, unsigned int set,
+			     unsigned int clear)
+{
+	MA_STATE(mas, mt, start, start);
+	pgoff_t base = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	unsigned long nvalid = min_t(pgoff_t, KVM_GMEM_BLOCK_PAGES,
+				     s->nr_pages - base);
+	unsigned long a = start - base, b = end - 1 - base;
+	unsigned long w = a / GMEM_PAGES_PER_WORD, i, pa, m, word, want;
+	struct kvm_gmem_chunk *c;
+
+	if (b / GMEM_PAGES_PER_WORD != w)
+		return false;
+	c = mas_walk(&mas);
+	if (!gmem_is_chunk(c))
+		return false;
+
+	pa = w * GMEM_PAGES_PER_WORD;
+	m = gmem_page_mask(a - pa, b - pa);
+	word = (c->bits[w] | (GMEM_REP(set) & m)) & ~(GMEM_REP(clear) & m);
+	if (word == c->bits[w])
+		return true;
+
+	/* Would the block become uniform? Then it must merge: slow path. */
+	want = GMEM_REP((w ? c->bits[0] : word) & KVM_GMEM_STATE_MASK);
+	for (i = 0; i * GMEM_PAGES_PER_WORD < nvalid; i++) {
+		unsigned long v = i == w ? word : c->bits[i];
+
+		pa = i * GMEM_PAGES_PER_WORD;
+		if (pa + GMEM_PAGES_PER_WORD > nvalid)
+			v |= ~gmem_page_mask(0, nvalid - 1 - pa) & want;
+		if (v != want) {
+			WRITE_ONCE(c->bits[w], word);
+			return true;
+		}
+	}
+	return false;
+}
+
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear)
 {
@@ -761,6 +814,9 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		return 0;
 
 	t = gmem_tree_locked(s);
+	if (gmem_update_word(s, &t->mt, start, end, set, clear))
+		return 0;
+
 	gmem_plan_init(&p);
 	ret = gmem_plan_update(s, &t->mt, &p, start, end, set, clear);
 	if (ret)
