@@ -517,15 +517,23 @@ enum gmem_store_kind {
 	GMEM_STORE_STRUCTURAL,
 };
 
+/*
+ * What run @r needs. A run whose entry the tree already holds over all of
+ * it needs no store even if that entry reaches further: the other runs'
+ * stores only overwrite their own ranges, which carves the old entry down
+ * to @r (so making a chunk in the middle of a range is one store).
+ */
 static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
 					  struct gmem_run *r)
 {
 	MA_STATE(mas, mt, r->first, r->first);
 	void *entry = mas_walk(&mas);
 
+	if (entry == r->entry && mas.index <= r->first && mas.last >= r->last)
+		return GMEM_STORE_NONE;
 	if (mas.index != r->first || mas.last != r->last)
 		return GMEM_STORE_STRUCTURAL;
-	return entry == r->entry ? GMEM_STORE_NONE : GMEM_STORE_EXACT;
+	return GMEM_STORE_EXACT;
 }
 
 /*
