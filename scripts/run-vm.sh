@@ -44,10 +44,10 @@ if [ -z "$whole" ]; then
 	whole=$(grep -Ev '^\s*(#|$)' "$list" | awk '{s += $2} END {print s + 600}')
 fi
 
-# 1G and 2M hugetlb pools for the tests; RCU's stall detector gets more
+# 1G and 2M hugetlb pools for the tests (GMEM_POOLS overrides them); RCU's stall detector gets more
 # slack because TCG runs the guest far slower than hardware.
 cmdline="console=ttyS0,115200 panic=-1 oops=panic rcupdate.rcu_cpu_stall_timeout=120"
-cmdline="$cmdline hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=512"
+cmdline="$cmdline ${GMEM_POOLS:-hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=512}"
 cmdline="$cmdline gmem.list=$(basename "$list") $extra_args"
 
 # shellcheck disable=SC2054

@@ -51,6 +51,13 @@ if stage tree "$TOP/scripts/tree.sh" &&
 	stage pipeline "$TOP/scripts/run-vm.sh" -f test -l "$TOP/tests/pipeline.list" \
 		-e "$TOP/tests/pipeline.expect" -a "gmem.kmemleak=off kunit.enable=0"
 	stage vm "$TOP/scripts/run-vm.sh" -f test -l "$list"
+	# hugetlb again with the vmemmap optimisation on (off in "vm"). The 1G
+	# pages are allocated at run time: 6.12 warns (DEBUG_VM) when it
+	# optimises boot-time gigantic pages (hugetlb_vmemmap.c:223).
+	[ "$list" != "$TOP/tests/vm-tests.list" ] ||
+		GMEM_POOLS="hugepagesz=2M hugepages=512 hugepagesz=1G hugepages=0" \
+		stage vm-hvo "$TOP/scripts/run-vm.sh" -f test -l "$TOP/tests/hvo.list" \
+			-a "hugetlb_free_vmemmap=on gmem.pool1g=4 kunit.enable=0"
 fi
 
 echo

@@ -25,6 +25,7 @@
 #define __KVM_GMEM_H
 
 #include <linux/fs.h>
+#include <linux/guestmem.h>
 #include <linux/kvm_host.h>
 #include <linux/list.h>
 #include <linux/xarray.h>
@@ -34,6 +35,7 @@
 /**
  * struct kvm_gmem_inode - one guest_memfd inode
  * @flags: GUEST_MEMFD_FLAG_* given at creation
+ * @hugetlb: hugetlb backing (GUEST_MEMFD_FLAG_HUGETLB), or NULL
  * @state: page state, guarded by @vfs_inode.i_mapping->invalidate_lock
  * @files: struct kvm_gmem_file.entry of the files open on this inode,
  *	guarded by the invalidate lock
@@ -41,6 +43,7 @@
  */
 struct kvm_gmem_inode {
 	u64 flags;
+	struct guestmem_hugetlb *hugetlb;
 	struct kvm_gmem_state state;
 	struct list_head files;
 	struct inode vfs_inode;
@@ -90,5 +93,12 @@ void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 
 long kvm_gmem_convert(struct file *file, bool to_private,
 		      void __user *argp);
+
+u64 kvm_gmem_hugetlb_flags(void);
+int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
+void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
+struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
+					 pgoff_t index);
+unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
 
 #endif /* __KVM_GMEM_H */

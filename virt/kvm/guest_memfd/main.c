@@ -70,8 +70,12 @@ static void kvm_gmem_zero_folio(struct folio *folio)
 {
 	unsigned long i;
 
-	for (i = 0; i < folio_nr_pages(folio); i++)
+	for (i = 0; i < folio_nr_pages(folio); i++) {
 		clear_highpage(folio_page(folio, i));
+		/* A 1G folio is 262144 pages. */
+		if ((i & 511) == 511)
+			cond_resched();
+	}
 }
 
 /*
@@ -109,6 +113,10 @@ static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
  */
 static struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
 {
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+
+	if (gi->hugetlb)
+		return kvm_gmem_hugetlb_get_folio(gi, index);
 	return filemap_grab_folio(inode->i_mapping, index);
 }
 
@@ -275,6 +283,7 @@ static long kvm_gmem_allocate(struct inode *inode, loff_t offset, loff_t len)
 static long kvm_gmem_fallocate(struct file *file, int mode, loff_t offset,
 			       loff_t len)
 {
+	unsigned long hsize;
 	int ret;
 
 	if (!(mode & FALLOC_FL_KEEP_SIZE))
@@ -284,6 +293,15 @@ static long kvm_gmem_fallocate(struct file *file, int mode, loff_t offset,
 		return -EOPNOTSUPP;
 
 	if (!PAGE_ALIGNED(offset) || !PAGE_ALIGNED(len))
+		return -EINVAL;
+
+	/*
+	 * Huge folios are never split: a hole covers whole ones. Allocation
+	 * just rounds out to the folios the range touches.
+	 */
+	hsize = kvm_gmem_hugetlb_page_size(kvm_gmem_file_inode(file));
+	if ((mode & FALLOC_FL_PUNCH_HOLE) &&
+	    (!IS_ALIGNED(offset, hsize) || !IS_ALIGNED(len, hsize)))
 		return -EINVAL;
 
 	if (mode & FALLOC_FL_PUNCH_HOLE)
@@ -543,6 +561,7 @@ static struct inode *kvm_gmem_alloc_inode(struct super_block *sb)
 		return NULL;
 
 	gi->flags = 0;
+	gi->hugetlb = NULL;
 	/* nr_pages == 0 marks a state that was never set up. */
 	memset(&gi->state, 0, sizeof(gi->state));
 	INIT_LIST_HEAD(&gi->files);
@@ -556,6 +575,8 @@ static void kvm_gmem_destroy_inode(struct inode *inode)
 	WARN_ON_ONCE(!list_empty(&gi->files));
 	if (gi->state.nr_pages)
 		kvm_gmem_state_destroy(&gi->state);
+	/* Eviction emptied the page cache. */
+	kvm_gmem_hugetlb_teardown(gi);
 }
 
 static void kvm_gmem_free_inode(struct inode *inode)
@@ -652,7 +673,8 @@ void kvm_gmem_exit(void)
 u64 kvm_gmem_valid_flags(struct kvm *kvm)
 {
 	if (kvm_arch_gmem_supports_mmap(kvm))
-		return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+		return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
+		       kvm_gmem_hugetlb_flags();
 	return 0;
 }
 
@@ -668,6 +690,12 @@ static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
 
 	gi = KVM_GMEM_I(inode);
 	gi->flags = flags;
+	/* Reserves the whole file in the hugetlb pool, or fails. */
+	err = kvm_gmem_hugetlb_setup(gi, size, flags);
+	if (err) {
+		iput(inode);
+		return ERR_PTR(err);
+	}
 	err = kvm_gmem_state_init(&gi->state, &inode->i_mapping->invalidate_lock,
 				  size >> PAGE_SHIFT,
 				  flags & GUEST_MEMFD_FLAG_INIT_SHARED ?
@@ -795,6 +823,10 @@ int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	if (!PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))
 		goto err;
 
+	/* Folios are naturally aligned in the file and in the slot's view. */
+	if (!IS_ALIGNED(offset, kvm_gmem_hugetlb_page_size(KVM_GMEM_I(inode))))
+		goto err;
+
 	filemap_invalidate_lock(inode->i_mapping);
 
 	start = offset >> PAGE_SHIFT;
@@ -906,6 +938,34 @@ bool kvm_gmem_is_private(struct kvm_memory_slot *slot, gfn_t gfn)
 	return private;
 }
 
+/*
+ * The largest order KVM may map @index of @slot with: at most the folio's,
+ * with the gfn and the index equally aligned and the block inside the
+ * slot, and (for files the host can map) one state in the whole block.
+ */
+static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
+				  struct kvm_memory_slot *slot, pgoff_t index,
+				  struct folio *folio)
+{
+	gfn_t gfn = slot->base_gfn + index - slot->gmem.pgoff;
+	unsigned int order = folio_order(folio), st;
+	unsigned long n;
+
+	while (order) {
+		n = 1UL << order;
+		if (!((gfn ^ index) & (n - 1)) &&
+		    round_down(gfn, n) >= slot->base_gfn &&
+		    round_down(gfn, n) + n <= slot->base_gfn + slot->npages)
+			break;
+		order = order > PMD_ORDER ? PMD_ORDER : 0;
+	}
+	if (order && kvm_gmem_has_mmap(gi)) {
+		kvm_gmem_state_lookup(&gi->state, index, order, &st);
+		order = st;
+	}
+	return order;
+}
+
 /* Returns a locked folio on success.  */
 static struct folio *__kvm_gmem_get_pfn(struct file *file,
 					struct kvm_memory_slot *slot,
@@ -938,7 +998,8 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 
 	*pfn = folio_file_pfn(folio, index);
 	if (max_order)
-		*max_order = 0;
+		*max_order = kvm_gmem_mapping_order(kvm_gmem_file_inode(file),
+						    slot, index, folio);
 
 	*is_prepared = folio_test_uptodate(folio);
 	return folio;
