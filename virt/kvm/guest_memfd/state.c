@@ -30,21 +30,22 @@
  * The exact fits are stored in place: each is one pointer store that
  * readers see atomically, and none can fail. A single structural entry is
  * stored in place too if mas_preallocate() says the maple tree rewrites
- * just one leaf for it (a node or slot store: the new leaf replaces the old
- * one, which is freed after a grace period); it is preallocated before
- * anything changes, so the commit cannot fail. Any other update (several
- * structural entries, or one that splits, rebalances or spans nodes) is
+ * one leaf for it (a node or slot store: the new leaf replaces the old one,
+ * which is freed after a grace period) or splits a leaf (new leaves and
+ * parents, the old ones freed after a grace period); it is preallocated
+ * before anything changes, so the commit cannot fail. Any other update
+ * (several structural entries, or one that rebalances or spans nodes) is
  * applied to a private __mt_dup() copy of the tree outside RCU mode, and
  * the copy replaces the tree under RCU; a failure just drops the copy.
  * Either way an allocation failure leaves the map exactly as it was.
  *
- * The live tree therefore never takes a store that moves whole subtrees
- * while readers walk it: with such stores (split, rebalance, spanning)
- * done in place, the randomized KUnit test in the debug kernel hit a KASAN
- * double-free of a maple node that was both still in the tree and in a
- * dead subtree queued for mt_free_walk(). A copy costs O(tree nodes); it
- * happens once per leaf split (about every eighth new entry), and the tree
- * stays small because a fragmented 2M block costs one entry (see below).
+ * Rebalancing and spanning stores, which collect whole dead subtrees for
+ * mt_free_walk(), never run on the live tree: with them done in place, the
+ * randomized KUnit test in the debug kernel hit a KASAN double-free of a
+ * maple node that was both still in the tree and in a dead subtree queued
+ * for mt_free_walk(). Splits in place pass that test, the failing seed
+ * included. A copy costs O(tree nodes); the tree stays small because a
+ * fragmented 2M block costs one entry (see below).
  *
  * Bound: a block costs at most one entry and one chunk, so a file where
  * every other page differs costs 512 chunks of 144 bytes plus about 40 tree
@@ -538,10 +539,10 @@ static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
 
 /*
  * Prepare structural run @r for a store into the live tree: preallocate it
- * and keep it only if the maple tree will rewrite a single leaf (replaced
- * whole, the old one freed after a grace period). Stores that split,
- * rebalance or span nodes return -EAGAIN, with nothing allocated, and go
- * through a copy of the tree instead (see the top of this file).
+ * and keep it only if the maple tree will rewrite or split a single leaf
+ * (the old nodes freed after a grace period). Stores that rebalance or
+ * span nodes return -EAGAIN, with nothing allocated, and go through a copy
+ * of the tree instead (see the top of this file).
  */
 static int gmem_prepare_in_place(struct ma_state *mas, struct gmem_run *r)
 {
@@ -555,6 +556,7 @@ static int gmem_prepare_in_place(struct ma_state *mas, struct gmem_run *r)
 	case wr_exact_fit:
 	case wr_slot_store:
 	case wr_node_store:
+	case wr_split_store:
 		return 0;
 	default:
 		mas_destroy(mas);
