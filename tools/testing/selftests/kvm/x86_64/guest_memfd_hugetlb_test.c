@@ -306,14 +306,11 @@ static void guest_code(void)
 	}
 }
 
-static void run_guest(struct kvm_vcpu *vcpu, uint64_t seed, bool zero)
+/* Run @vcpu until its next GUEST_SYNC; a guest assertion fails the test. */
+static void run_to_sync(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	guest_seed = seed;
-	guest_zero = zero;
-	sync_global_to_guest(vcpu->vm, guest_seed);
-	sync_global_to_guest(vcpu->vm, guest_zero);
 	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	switch (get_ucall(vcpu, &uc)) {
@@ -325,6 +322,15 @@ static void run_guest(struct kvm_vcpu *vcpu, uint64_t seed, bool zero)
 	default:
 		TEST_FAIL("unexpected ucall %lu", uc.cmd);
 	}
+}
+
+static void run_guest(struct kvm_vcpu *vcpu, uint64_t seed, bool zero)
+{
+	guest_seed = seed;
+	guest_zero = zero;
+	sync_global_to_guest(vcpu->vm, guest_seed);
+	sync_global_to_guest(vcpu->vm, guest_zero);
+	run_to_sync(vcpu);
 }
 
 /*
@@ -427,21 +433,10 @@ struct race {
 static void *race_vcpu(void *arg)
 {
 	struct race *r = arg;
-	struct ucall uc;
 
 	while (!READ_ONCE(r->stop)) {
-		vcpu_run(r->vcpu);
-		TEST_ASSERT_KVM_EXIT_REASON(r->vcpu, KVM_EXIT_IO);
-		switch (get_ucall(r->vcpu, &uc)) {
-		case UCALL_SYNC:
-			WRITE_ONCE(r->passes, r->passes + 1);
-			break;
-		case UCALL_ABORT:
-			REPORT_GUEST_ASSERT(uc);
-			break;
-		default:
-			TEST_FAIL("unexpected ucall %lu", uc.cmd);
-		}
+		run_to_sync(r->vcpu);
+		WRITE_ONCE(r->passes, r->passes + 1);
 	}
 	return NULL;
 }
