@@ -380,6 +380,35 @@ static inline unsigned long gmem_page_mask(unsigned int a, unsigned int b)
 	return GENMASK(hi, lo);
 }
 
+/* @word with the pages of mask @m set to (state | @set) & ~@clear. */
+static inline unsigned long gmem_word_apply(unsigned long word,
+					    unsigned long m, unsigned int set,
+					    unsigned int clear)
+{
+	return (word | (GMEM_REP(set) & m)) & ~(GMEM_REP(clear) & m);
+}
+
+/*
+ * Whether the first @nvalid pages of a block's words have one state; the
+ * pages beyond them (past the end of the file) are 0, as in every chunk.
+ */
+static bool gmem_words_uniform(const unsigned long *words,
+			       unsigned long nvalid)
+{
+	unsigned long want = GMEM_REP(words[0] & KVM_GMEM_STATE_MASK);
+	unsigned int w;
+
+	for (w = 0; w * GMEM_PAGES_PER_WORD < nvalid; w++) {
+		unsigned long pa = w * GMEM_PAGES_PER_WORD;
+
+		if (pa + GMEM_PAGES_PER_WORD > nvalid)
+			want &= gmem_page_mask(0, nvalid - 1 - pa);
+		if (words[w] != want)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Plan one 2M block [@bs, @be] whose current entry is @entry, applying
  * (state | @set) & ~@clear to pages [@start, @end) of it.
@@ -393,8 +422,7 @@ static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 	unsigned long a = max(start, bs) - bs, b = min(end - 1, be) - bs;
 	struct kvm_gmem_chunk *old = gmem_is_chunk(entry) ? entry : NULL;
 	struct kvm_gmem_chunk *c;
-	unsigned int w, first;
-	bool uniform = true;
+	unsigned int w;
 
 	for (w = 0; w < GMEM_CHUNK_WORDS; w++) {
 		unsigned long pa = w * GMEM_PAGES_PER_WORD;
@@ -412,28 +440,17 @@ static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 		if (b < pa || a > pb)
 			continue;
 		m = gmem_page_mask(max(a, pa) - pa, min(b, pb) - pa);
-		words[w] = (words[w] | (GMEM_REP(set) & m)) & ~(GMEM_REP(clear) & m);
+		words[w] = gmem_word_apply(words[w], m, set, clear);
 	}
 
-	first = words[0] & KVM_GMEM_STATE_MASK;
-	for (w = 0; w < GMEM_CHUNK_WORDS && uniform; w++) {
-		unsigned long pa = w * GMEM_PAGES_PER_WORD;
-		unsigned long want = GMEM_REP(first);
-
-		if (pa >= nvalid)
-			break;
-		if (pa + GMEM_PAGES_PER_WORD > nvalid)
-			want &= gmem_page_mask(0, nvalid - 1 - pa);
-		uniform = words[w] == want;
-	}
-
-	if (uniform) {
+	if (gmem_words_uniform(words, nvalid)) {
 		if (old) {
 			old->next = p->dead;
 			p->dead = old;
 			p->nr_dead++;
 		}
-		return gmem_plan_push(p, bs, be, xa_mk_value(first));
+		return gmem_plan_push(p, bs, be,
+				      xa_mk_value(words[0] & KVM_GMEM_STATE_MASK));
 	}
 
 	if (old && !memcmp(old->bits, words, sizeof(words)))
@@ -773,7 +790,8 @@ static bool gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
 	unsigned long nvalid = min_t(pgoff_t, KVM_GMEM_BLOCK_PAGES,
 				     s->nr_pages - base);
 	unsigned long a = start - base, b = end - 1 - base;
-	unsigned long w = a / GMEM_PAGES_PER_WORD, i, pa, m, word, want;
+	unsigned long w = a / GMEM_PAGES_PER_WORD, pa, m, word;
+	unsigned long words[GMEM_CHUNK_WORDS];
 	struct kvm_gmem_chunk *c;
 
 	if (b / GMEM_PAGES_PER_WORD != w)
@@ -784,24 +802,17 @@ static bool gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
 
 	pa = w * GMEM_PAGES_PER_WORD;
 	m = gmem_page_mask(a - pa, b - pa);
-	word = (c->bits[w] | (GMEM_REP(set) & m)) & ~(GMEM_REP(clear) & m);
+	word = gmem_word_apply(c->bits[w], m, set, clear);
 	if (word == c->bits[w])
 		return true;
 
 	/* Would the block become uniform? Then it must merge: slow path. */
-	want = GMEM_REP((w ? c->bits[0] : word) & KVM_GMEM_STATE_MASK);
-	for (i = 0; i * GMEM_PAGES_PER_WORD < nvalid; i++) {
-		unsigned long v = i == w ? word : c->bits[i];
-
-		pa = i * GMEM_PAGES_PER_WORD;
-		if (pa + GMEM_PAGES_PER_WORD > nvalid)
-			v |= ~gmem_page_mask(0, nvalid - 1 - pa) & want;
-		if (v != want) {
-			WRITE_ONCE(c->bits[w], word);
-			return true;
-		}
-	}
-	return false;
+	memcpy(words, c->bits, sizeof(words));
+	words[w] = word;
+	if (gmem_words_uniform(words, nvalid))
+		return false;
+	WRITE_ONCE(c->bits[w], word);
+	return true;
 }
 
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
