@@ -22,27 +22,95 @@
  * hugetlbfs folios, but outside the LRU and unaccounted to memcg (hugetlb
  * pages are never reclaimed). The hugetlb cgroup is not charged yet.
  *
+ * Split and merge. Files the host can map need small folios where pages
+ * are shared, so a huge folio can be split in place, one level at a time:
+ * a 1G folio into 512 folios of 2M, a 2M folio (a hugetlb one, or a piece
+ * of a 1G one) into 512 pages. Pieces are ordinary (non-hugetlb) page cache
+ * folios; the huge page they came from is remembered in a struct
+ * guestmem_split. Merging is the reverse, and the last merge restores the
+ * hugetlb folio, which alone may go back to the pool:
+ *
+ *  - A split or merge freezes the reference counts of the folios involved
+ *    at the count it expects (the page cache's references, its own, the
+ *    anchors below), so it fails with -EAGAIN while anybody else holds a
+ *    reference, and lockless page cache lookups wait while it rewrites
+ *    the struct pages and the page cache entries (as a THP split does).
+ *  - Every piece holds one extra reference, its anchor, for as long as it
+ *    is a piece. Whoever drops the last other reference therefore never
+ *    frees a piece to the buddy allocator: pieces leave the page cache by
+ *    truncation like any folio, and guestmem_hugetlb_truncate() then
+ *    merges them back into the hugetlb folio and frees that. A piece still
+ *    referenced then (pinned by a driver, say) makes the huge page an
+ *    orphan that a work item retries until the references are gone.
+ *  - The hugetlb vmemmap optimisation (HVO) shares the struct pages of all
+ *    but the first pages of a huge folio. A split first restores them
+ *    (hugetlb_vmemmap_restore_folio(), which can fail with -ENOMEM); the
+ *    merge that restores the hugetlb folio optimises it again.
+ *  - A piece is up to date if its pages were zeroed or written. A merge of
+ *    pieces of which only some are up to date zeroes the others, so no
+ *    stale pool content ever becomes visible and no data is lost.
+ *
  * Locking: @lock serializes the lookup-allocate-insert sequence of one
  * file, so that concurrent faults on a missing folio allocate it once and
- * the subpool's maximum (the file size) is never exceeded transiently.
+ * the subpool's maximum (the file size) is never exceeded transiently. It
+ * also serializes splits, merges and truncation records (@split). Lock
+ * order: the caller's mapping->invalidate_lock, then @lock, then the folio
+ * lock, then hugetlb_lock or the page cache's xa_lock.
  */
 #include <linux/guestmem.h>
 #include <linux/hugetlb.h>
+#include <linux/hugetlb_cgroup.h>
 #include <linux/mutex.h>
+#include <linux/page_ref.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/vmstat.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "hugetlb_vmemmap.h"
+#include "internal.h"
 
 /**
  * struct guestmem_hugetlb - hugetlb backing of one guest_memfd inode
  * @h: the hstate the folios come from
  * @spool: the subpool holding the file's reservation
- * @lock: serializes allocation and page cache insertion
+ * @lock: serializes allocation, page cache insertion, split and merge
+ * @split: huge page index (file index >> hstate order) -> struct
+ *	guestmem_split of each huge page that is split, guarded by @lock
  */
 struct guestmem_hugetlb {
 	struct hstate *h;
 	struct hugepage_subpool *spool;
-	struct mutex lock;	/* lookup, allocation and insertion */
+	struct mutex lock;	/* allocation, insertion, split, merge */
+	struct xarray split;
 };
+
+/**
+ * struct guestmem_split - a huge page that is split into pieces
+ * @head: its first page
+ * @h: its hstate
+ * @spool: the subpool of the hugetlb folio, to restore on merge
+ * @hpg_flags: the hugetlb folio's private flags (HPG_*), to restore
+ * @orphan: link in guestmem_orphans once its file is gone or it left the
+ *	page cache while a piece was still referenced
+ */
+struct guestmem_split {
+	struct page *head;
+	struct hstate *h;
+	struct hugepage_subpool *spool;
+	unsigned long hpg_flags;
+	struct list_head orphan;
+};
+
+static LIST_HEAD(guestmem_orphans);
+static DEFINE_SPINLOCK(guestmem_orphan_lock);
+static void guestmem_orphan_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(guestmem_orphan_work, guestmem_orphan_fn);
+static bool guestmem_reclaim_orphans(void);
+
+/* Ticks an allocation waits for orphans (truncated, still referenced). */
+#define GUESTMEM_ORPHAN_WAIT	100
 
 /**
  * guestmem_hugetlb_create() - set up hugetlb backing for a file
@@ -74,6 +142,7 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 
 	gh->h = h;
 	mutex_init(&gh->lock);
+	xa_init(&gh->split);
 	gh->spool = hugepage_new_subpool(h, size >> huge_page_shift(h),
 					 size >> huge_page_shift(h));
 	if (!gh->spool) {
@@ -85,25 +154,11 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 EXPORT_SYMBOL_GPL(guestmem_hugetlb_create);
 
 /**
- * guestmem_hugetlb_destroy() - drop a file's hugetlb backing
- * @gh: the backing, from guestmem_hugetlb_create()
- *
- * Call after the file's folios left the page cache. The reservation goes
- * back to the pool once the last folio is freed.
- */
-void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
-{
-	hugepage_put_subpool(gh->spool);
-	mutex_destroy(&gh->lock);
-	kfree(gh);
-}
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_destroy);
-
-/**
  * guestmem_hugetlb_order() - folio order of a backing
  * @gh: the backing
  *
- * Return: the order of every folio guestmem_hugetlb_get_folio() returns.
+ * Return: the order of the huge pages; guestmem_hugetlb_get_folio()
+ * returns folios of this order unless they were split.
  */
 unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh)
 {
@@ -167,7 +222,7 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 {
 	pgoff_t base = round_down(index, pages_per_huge_page(gh->h));
 	struct folio *folio;
-	int err;
+	int err, tries;
 
 	folio = filemap_lock_folio(mapping, index);
 	if (!IS_ERR(folio))
@@ -179,6 +234,17 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 		goto out;
 
 	folio = guestmem_hugetlb_alloc(gh);
+	/*
+	 * A page truncated while briefly referenced counts against the file
+	 * until the orphan work frees it; wait for that a little.
+	 */
+	for (tries = GUESTMEM_ORPHAN_WAIT; !folio && tries; tries--) {
+		if (guestmem_reclaim_orphans())
+			tries = 1;
+		else
+			schedule_timeout_uninterruptible(1);
+		folio = guestmem_hugetlb_alloc(gh);
+	}
 	if (!folio) {
 		folio = ERR_PTR(-ENOMEM);
 		goto out;
@@ -197,3 +263,520 @@ out:
 	return folio;
 }
 EXPORT_SYMBOL_GPL(guestmem_hugetlb_get_folio);
+
+/*
+ * Turn the 2^@order frozen, untyped pages at @head into folios of
+ * @new_order (bigger or smaller), each with @flags (PG_uptodate, PG_dirty)
+ * and page cache position @mapping/@index + offset. Reference counts stay
+ * zero: the caller unfreezes the new folios.
+ */
+static void guestmem_reformat(struct page *head, unsigned int order,
+			      unsigned int new_order, unsigned long flags,
+			      struct address_space *mapping, pgoff_t index)
+{
+	unsigned long nr = 1UL << order, step = 1UL << new_order, i;
+
+	for (i = 0; i < nr; i++) {
+		struct page *p = head + i;
+
+		/* Drops PG_head and, in pages 1-3, the old folio's fields. */
+		p->flags &= ~PAGEFLAGS_MASK;
+		clear_compound_head(p);
+		p->lru.prev = NULL;
+		p->mapping = NULL;
+		p->index = 0;
+		set_page_private(p, 0);
+		atomic_set(&p->_mapcount, -1);
+		set_page_count(p, 0);
+#ifdef CONFIG_MEMCG
+		p->memcg_data = 0;
+#endif
+		if (!(i & 511))
+			cond_resched();
+	}
+
+	for (i = 0; i < nr; i += step) {
+		struct page *p = head + i;
+
+		if (new_order)
+			prep_compound_page(p, new_order);
+		p->flags |= flags;
+		p->mapping = mapping;
+		p->index = index + i;
+		INIT_LIST_HEAD(&p->lru);
+	}
+}
+
+/* Page cache statistics of pieces (hugetlb folios have none). */
+static void guestmem_account(struct folio *folio, unsigned int order,
+			     long nr)
+{
+	__lruvec_stat_mod_folio(folio, NR_FILE_PAGES, nr);
+	if (order >= PMD_ORDER)
+		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, nr);
+}
+
+/*
+ * Make the frozen, reformatted folio of order huge_page_order(@s->h) at
+ * @s->head a hugetlb folio again, as guestmem_hugetlb_alloc() handed it
+ * out: subpool, private flags, active list, HVO.
+ */
+static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s)
+{
+	struct folio *folio = page_folio(s->head);
+
+	folio->private = (void *)s->hpg_flags;
+	spin_lock_irq(&hugetlb_lock);
+	__folio_set_hugetlb(folio);
+	list_add(&folio->lru, &s->h->hugepage_activelist);
+	spin_unlock_irq(&hugetlb_lock);
+	hugetlb_set_folio_subpool(folio, s->spool);
+	set_hugetlb_cgroup(folio, NULL);
+	set_hugetlb_cgroup_rsvd(folio, NULL);
+	/* Best effort, as for a new folio; needs the count frozen. */
+	hugetlb_vmemmap_optimize_folio(s->h, folio);
+	return folio;
+}
+
+/*
+ * Freeze the pieces of the order @order block at @head to @extra beyond
+ * their pages' count (the page cache's references, if any). Returns the
+ * OR of their flags in *@or and the AND in *@and, or -EAGAIN with nothing
+ * frozen.
+ */
+static int guestmem_freeze_pieces(struct page *head, unsigned int order,
+				  bool in_cache, unsigned long *or,
+				  unsigned long *and)
+{
+	unsigned long nr = 1UL << order, i, j;
+	struct folio *piece;
+
+	*or = 0;
+	*and = ~0UL;
+	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
+		piece = page_folio(head + i);
+		if (folio_test_hwpoison(piece) || folio_mapped(piece) ||
+		    !folio_ref_freeze(piece, 1 + (in_cache ?
+						  folio_nr_pages(piece) : 0)))
+			goto unfreeze;
+		*or |= piece->flags;
+		*and &= piece->flags;
+	}
+	return 0;
+
+unfreeze:
+	for (j = 0; j < i; j += folio_nr_pages(piece)) {
+		piece = page_folio(head + j);
+		folio_ref_unfreeze(piece, 1 + (in_cache ?
+					       folio_nr_pages(piece) : 0));
+	}
+	return -EAGAIN;
+}
+
+/* Zero the pieces that are not up to date in a block being merged. */
+static void guestmem_zero_stale(struct page *head, unsigned int order)
+{
+	unsigned long nr = 1UL << order, i;
+	struct folio *piece;
+
+	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
+		piece = page_folio(head + i);
+		if (!folio_test_uptodate(piece))
+			folio_zero_range(piece, 0, folio_size(piece));
+		cond_resched();
+	}
+}
+
+/*
+ * The merge flags of a block: dirty if any piece is, up to date if any
+ * is (after the others were zeroed).
+ */
+static unsigned long guestmem_merge_flags(struct page *head,
+					  unsigned int order,
+					  unsigned long or, unsigned long and)
+{
+	unsigned long keep = BIT(PG_uptodate) | BIT(PG_dirty);
+
+	if ((or & BIT(PG_uptodate)) && !(and & BIT(PG_uptodate)))
+		guestmem_zero_stale(head, order);
+	return or & keep;
+}
+
+/**
+ * guestmem_hugetlb_split() - split the folio holding an index one level
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the file
+ *
+ * A huge folio of 1G becomes 512 folios of 2M, one of 2M (hugetlb or a
+ * piece) becomes 512 pages; a single page stays as it is. The pages, their
+ * content and their flags do not change, only the folios around them.
+ *
+ * Context: process context, may sleep; takes @gh's lock and the folio
+ * lock, so the caller must hold neither and no reference on the folio.
+ * Return: 0 (also if there is no folio at @index or it is a single page);
+ * -EAGAIN if somebody else holds a reference on the folio (retry);
+ * -ENOMEM.
+ */
+int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index)
+{
+	unsigned int order, new_order, mid, i;
+	struct guestmem_split *s = NULL;
+	unsigned long nr, flags, step;
+	bool hugetlb;
+	struct folio *folio;
+	pgoff_t base;
+	int ret = 0;
+	XA_STATE(xas, &mapping->i_pages, 0);
+	XA_STATE(xas2, &mapping->i_pages, 0);
+
+	mutex_lock(&gh->lock);
+	folio = filemap_lock_folio(mapping, index);
+	if (IS_ERR(folio))
+		goto out;
+
+	order = folio_order(folio);
+	if (!order)
+		goto unlock;
+	hugetlb = folio_test_hugetlb(folio);
+	new_order = order > PMD_ORDER ? PMD_ORDER : 0;
+	nr = folio_nr_pages(folio);
+	step = 1UL << new_order;
+	base = folio->index;
+
+	/* Only single pages are ever mapped by the host. */
+	if (WARN_ON_ONCE(folio_mapped(folio))) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+
+	if (hugetlb) {
+		s = kzalloc(sizeof(*s), GFP_KERNEL);
+		if (!s) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		s->head = &folio->page;
+		s->h = gh->h;
+		INIT_LIST_HEAD(&s->orphan);
+		ret = xa_insert(&gh->split, base >> huge_page_order(gh->h), s,
+				GFP_KERNEL);
+		if (ret)
+			goto free;
+	}
+
+	/*
+	 * The page cache's multi-index entry: XArray nodes hold 64 slots, so
+	 * a split by more than one node level (order 18 to 9) goes through
+	 * entries of order 12.
+	 */
+	mid = round_up(new_order, XA_CHUNK_SHIFT);
+	if (mid > new_order && mid < order) {
+		xas_set_order(&xas, base, mid);
+		xas_split_alloc(&xas, folio, order, GFP_KERNEL);
+		xas_set_order(&xas2, base, new_order);
+		for (i = 0; i < nr >> mid && !xas_error(&xas2); i++)
+			xas_split_alloc(&xas2, folio, mid, GFP_KERNEL);
+	} else {
+		xas_set_order(&xas, base, new_order);
+		xas_split_alloc(&xas, folio, order, GFP_KERNEL);
+		mid = new_order;
+	}
+	ret = xas_error(&xas) ?: xas_error(&xas2);
+	if (ret)
+		goto erase;
+
+	/* The page cache's references and ours; a piece has its anchor. */
+	if (!folio_ref_freeze(folio, nr + 1 + !hugetlb)) {
+		ret = -EAGAIN;
+		goto erase;
+	}
+
+	if (hugetlb) {
+		ret = hugetlb_vmemmap_restore_folio(gh->h, folio);
+		if (ret) {
+			folio_ref_unfreeze(folio, nr + 1);
+			goto erase;
+		}
+		s->spool = hugetlb_folio_subpool(folio);
+		s->hpg_flags = (unsigned long)folio->private;
+		spin_lock_irq(&hugetlb_lock);
+		list_del(&folio->lru);
+		__folio_clear_hugetlb(folio);
+		spin_unlock_irq(&hugetlb_lock);
+	}
+
+	flags = folio->flags & (BIT(PG_uptodate) | BIT(PG_dirty));
+	guestmem_reformat(&folio->page, order, new_order, flags, mapping,
+			  base);
+	/* We still hold the lock of the first piece. */
+	__folio_set_locked(folio);
+
+	xas_lock_irq(&xas);
+	xas_split(&xas, folio, order);
+	if (mid != new_order) {
+		for (i = 0; i < nr >> mid; i++) {
+			xas_set(&xas2, base + ((unsigned long)i << mid));
+			xas_split(&xas2, folio, mid);
+		}
+	}
+	for (i = 1; i < nr >> new_order; i++) {
+		struct page *p = folio_page(folio, i << new_order);
+
+		__xa_store(&mapping->i_pages, p->index, page_folio(p), 0);
+	}
+	if (hugetlb)
+		guestmem_account(folio, new_order, nr);
+	else
+		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, -nr);
+	xas_unlock_irq(&xas);
+
+	for (i = 1; i < nr >> new_order; i++)
+		folio_ref_unfreeze(page_folio(folio_page(folio, i << new_order)),
+				   step + 1);
+	/* Ours too: unlocked and dropped below. */
+	folio_ref_unfreeze(folio, step + 2);
+	s = NULL;
+	goto unlock;
+
+erase:
+	if (hugetlb)
+		xa_erase(&gh->split, base >> huge_page_order(gh->h));
+free:
+	kfree(s);
+unlock:
+	folio_unlock(folio);
+	folio_put(folio);
+out:
+	xas_destroy(&xas);
+	xas_destroy(&xas2);
+	mutex_unlock(&gh->lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(guestmem_hugetlb_split);
+
+/**
+ * guestmem_hugetlb_merge() - merge the pieces of a block back into one folio
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the block
+ * @order: the block's order: PMD_ORDER or the huge page's order
+ *
+ * The block must consist of folios one level below @order (pages for a
+ * 2M block, 2M pieces for a 1G one). Merging the block of a whole huge
+ * page restores the hugetlb folio.
+ *
+ * Context: process context, may sleep; takes @gh's lock. The caller makes
+ * sure that nobody maps or refers to the block's pages any more (KVM's
+ * mappings zapped, the host's unmapped).
+ * Return: 0 (also if the block is one folio already or not in the page
+ * cache); -EBUSY if its folios are not all one level below @order;
+ * -EAGAIN if one of them is still referenced (retry later); -EINVAL.
+ */
+int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index,
+			   unsigned int order)
+{
+	unsigned int horder = huge_page_order(gh->h), sub, i;
+	unsigned long nr = 1UL << order, or, and, flags;
+	pgoff_t base = round_down(index, nr);
+	struct guestmem_split *s;
+	struct folio *folio;
+	struct page *head;
+	int ret = 0;
+	XA_STATE_ORDER(xas, &mapping->i_pages, base, order);
+
+	if (order != PMD_ORDER && order != horder)
+		return -EINVAL;
+	sub = order > PMD_ORDER ? PMD_ORDER : 0;
+
+	mutex_lock(&gh->lock);
+	s = xa_load(&gh->split, base >> horder);
+	if (!s)
+		goto out;
+
+	/* Every piece of the block, in place and one level down. */
+	head = s->head + (base & ((1UL << horder) - 1));
+	rcu_read_lock();
+	for (i = 0; i < nr >> sub; i++) {
+		folio = page_folio(head + ((unsigned long)i << sub));
+		if (folio_order(folio) >= order) {
+			ret = 0;
+			break;
+		}
+		if (folio_order(folio) != sub ||
+		    xa_load(&mapping->i_pages, base + ((unsigned long)i << sub))
+		    != folio) {
+			ret = -EBUSY;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	if (ret || i < nr >> sub)
+		goto out;
+
+	ret = guestmem_freeze_pieces(head, order, true, &or, &and);
+	if (ret)
+		goto out;
+	flags = guestmem_merge_flags(head, order, or, and);
+
+	folio = page_folio(head);
+	xas_lock_irq(&xas);
+	xas_store(&xas, folio);
+	WARN_ON_ONCE(xas_error(&xas));
+	if (order == horder)
+		guestmem_account(folio, sub, -nr);
+	else
+		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, nr);
+	xas_unlock_irq(&xas);
+
+	guestmem_reformat(head, order, order, flags, mapping, base);
+	folio = page_folio(head);
+	if (order == horder) {
+		xa_erase(&gh->split, base >> horder);
+		guestmem_restore_hugetlb(s);
+		kfree(s);
+		folio_ref_unfreeze(folio, nr);
+	} else {
+		folio_ref_unfreeze(folio, nr + 1);
+	}
+out:
+	mutex_unlock(&gh->lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(guestmem_hugetlb_merge);
+
+/*
+ * Merge a split huge page whose pieces left the page cache and free it to
+ * the pool. Fails with -EAGAIN, changing nothing, while a piece is still
+ * referenced by anyone but its anchor.
+ */
+static int guestmem_free_split(struct guestmem_split *s)
+{
+	unsigned int order = huge_page_order(s->h);
+	unsigned long or, and;
+	struct folio *folio;
+
+	if (guestmem_freeze_pieces(s->head, order, false, &or, &and))
+		return -EAGAIN;
+	guestmem_reformat(s->head, order, order, 0, NULL, 0);
+	folio = guestmem_restore_hugetlb(s);
+	folio_ref_unfreeze(folio, 1);
+	/* free_huge_folio(): back to the pool and the subpool. */
+	folio_put(folio);
+	kfree(s);
+	return 0;
+}
+
+/* Free the orphans nobody refers to any more; true if none is left. */
+static bool guestmem_reclaim_orphans(void)
+{
+	struct guestmem_split *s, *next;
+	LIST_HEAD(list);
+	LIST_HEAD(busy);
+	bool done;
+
+	spin_lock(&guestmem_orphan_lock);
+	list_splice_init(&guestmem_orphans, &list);
+	spin_unlock(&guestmem_orphan_lock);
+
+	list_for_each_entry_safe(s, next, &list, orphan) {
+		list_del_init(&s->orphan);
+		if (guestmem_free_split(s))
+			list_add_tail(&s->orphan, &busy);
+		cond_resched();
+	}
+
+	spin_lock(&guestmem_orphan_lock);
+	list_splice(&busy, &guestmem_orphans);
+	done = list_empty(&guestmem_orphans);
+	spin_unlock(&guestmem_orphan_lock);
+	return done;
+}
+
+static void guestmem_orphan_fn(struct work_struct *work)
+{
+	/* Nobody knows how long a pin lasts: look again in a while. */
+	if (!guestmem_reclaim_orphans())
+		schedule_delayed_work(&guestmem_orphan_work, HZ / 10);
+}
+
+/* Ticks truncation waits for passing references before making orphans. */
+#define GUESTMEM_FREE_TRIES	10
+
+/* Free, or hand to the orphan work, the split pages of [@first, @last]. */
+static void guestmem_free_splits(struct guestmem_hugetlb *gh,
+				 unsigned long first, unsigned long last)
+{
+	struct guestmem_split *s;
+	unsigned long i;
+	bool orphans = false;
+
+	lockdep_assert_held(&gh->lock);
+	xa_for_each_range(&gh->split, i, s, first, last) {
+		int tries = GUESTMEM_FREE_TRIES;
+
+		xa_erase(&gh->split, i);
+		/* A vCPU fault or a lookup lets go within moments. */
+		while (guestmem_free_split(s) && tries--)
+			schedule_timeout_uninterruptible(1);
+		if (tries >= 0)
+			continue;
+		spin_lock(&guestmem_orphan_lock);
+		list_add_tail(&s->orphan, &guestmem_orphans);
+		spin_unlock(&guestmem_orphan_lock);
+		orphans = true;
+	}
+	if (orphans)
+		schedule_delayed_work(&guestmem_orphan_work, HZ / 10);
+}
+
+/**
+ * guestmem_hugetlb_truncate() - remove whole huge pages from a file
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @lstart: first byte, aligned to the huge page size
+ * @lend: last byte (inclusive), one before a multiple of the huge page size
+ *
+ * Truncates the page cache over the range (unmapping the host's mappings
+ * of it) and returns the huge pages to the pool: whole folios when their
+ * last reference goes, split ones after merging their pieces back, which
+ * waits for references that outlive the truncation (pins).
+ *
+ * Context: process context, may sleep. The caller holds the mapping's
+ * invalidate lock.
+ */
+void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
+			       struct address_space *mapping, loff_t lstart,
+			       loff_t lend)
+{
+	unsigned int shift = huge_page_shift(gh->h);
+
+	truncate_inode_pages_range(mapping, lstart, lend);
+	mutex_lock(&gh->lock);
+	guestmem_free_splits(gh, lstart >> shift, lend >> shift);
+	mutex_unlock(&gh->lock);
+}
+EXPORT_SYMBOL_GPL(guestmem_hugetlb_truncate);
+
+/**
+ * guestmem_hugetlb_destroy() - drop a file's hugetlb backing
+ * @gh: the backing, from guestmem_hugetlb_create()
+ *
+ * Call after the file's folios left the page cache. Split huge pages are
+ * merged and freed (or left to the orphan work while a piece is still
+ * referenced); the reservation goes back to the pool once the last folio
+ * is freed.
+ */
+void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
+{
+	mutex_lock(&gh->lock);
+	guestmem_free_splits(gh, 0, ULONG_MAX);
+	mutex_unlock(&gh->lock);
+	xa_destroy(&gh->split);
+	hugepage_put_subpool(gh->spool);
+	mutex_destroy(&gh->lock);
+	kfree(gh);
+}
+EXPORT_SYMBOL_GPL(guestmem_hugetlb_destroy);

@@ -8,6 +8,7 @@
 
 #include <linux/err.h>
 #include <linux/fs.h>
+#include <linux/page-flags.h>
 #include <linux/types.h>
 
 struct folio;
@@ -21,6 +22,14 @@ unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh);
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
 					 pgoff_t index);
+int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index);
+int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index,
+			   unsigned int order);
+void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
+			       struct address_space *mapping, loff_t lstart,
+			       loff_t lend);
 #else
 static inline struct guestmem_hugetlb *
 guestmem_hugetlb_create(unsigned int page_shift, loff_t size)
@@ -43,6 +52,42 @@ guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 {
 	return ERR_PTR(-EINVAL);
 }
+
+static inline int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
+					 struct address_space *mapping,
+					 pgoff_t index)
+{
+	return -EINVAL;
+}
+
+static inline int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
+					 struct address_space *mapping,
+					 pgoff_t index, unsigned int order)
+{
+	return -EINVAL;
+}
+
+static inline void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
+					     struct address_space *mapping,
+					     loff_t lstart, loff_t lend)
+{
+}
 #endif
+
+/**
+ * guestmem_hugetlb_extra_refs() - references a backing holds on a folio
+ * @gh: the file's hugetlb backing, or NULL
+ * @folio: a folio in the file's page cache
+ *
+ * A piece of a split huge page holds one reference of its own (its
+ * anchor) besides the page cache's.
+ *
+ * Return: the number of such references.
+ */
+static inline int guestmem_hugetlb_extra_refs(struct guestmem_hugetlb *gh,
+					      struct folio *folio)
+{
+	return gh && !folio_test_hugetlb(folio);
+}
 
 #endif /* _LINUX_GUESTMEM_H */

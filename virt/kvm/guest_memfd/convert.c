@@ -13,6 +13,10 @@
  *  3. Update the state map: O(ranges touched), whatever the size.
  * A range that already has the requested state returns at once.
  *  4. End the invalidation.
+ * hugetlb files split the huge folios of the range before step 2 of a
+ * conversion to shared (a shared page is a folio of its own), and merge
+ * the blocks a conversion to private left private throughout after step 4
+ * (see hugetlb.c).
  * New host faults on the range wait for the invalidate lock and then see
  * the new state. The pages themselves are not touched: content survives.
  */
@@ -29,9 +33,10 @@
  * Unmap the host's mappings of [@start, @end) and check that nobody else
  * holds a page of it. On -EAGAIN, *@bad is the first busy page.
  */
-static int kvm_gmem_unmap_check(struct address_space *mapping, pgoff_t start,
+static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 				pgoff_t end, pgoff_t *bad)
 {
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
 	struct folio_batch fbatch;
 	pgoff_t index = start;
 	unsigned int i;
@@ -56,8 +61,12 @@ static int kvm_gmem_unmap_check(struct address_space *mapping, pgoff_t start,
 			if (folio_mapped(folio))
 				unmap_mapping_pages(mapping, folio->index,
 						    folio_nr_pages(folio), false);
-			/* The page cache's references plus our batch's. */
-			if (folio_ref_count(folio) != folio_nr_pages(folio) + 1) {
+			/*
+			 * The page cache's references, our batch's and a
+			 * split huge page's anchor.
+			 */
+			if (folio_ref_count(folio) != folio_nr_pages(folio) + 1 +
+			    guestmem_hugetlb_extra_refs(gi->hugetlb, folio)) {
 				*bad = max(folio->index, start);
 				ret = -EAGAIN;
 			}
@@ -91,7 +100,9 @@ static bool kvm_gmem_needs_convert(struct kvm_gmem_state *s, pgoff_t start,
  *
  * Return: 0; -EINVAL for bad arguments or a file created without
  * GUEST_MEMFD_FLAG_MMAP; -EAGAIN with error_offset set if a page is still
- * referenced; -ENOMEM; -EFAULT. On error the state is unchanged.
+ * referenced (to private), -EAGAIN with error_offset unchanged if a huge
+ * folio stayed referenced (to shared); -ENOMEM; -EINTR; -EFAULT. On error
+ * the state is unchanged.
  */
 long kvm_gmem_convert(struct file *file, bool to_private, void __user *argp)
 {
@@ -130,11 +141,11 @@ long kvm_gmem_convert(struct file *file, bool to_private, void __user *argp)
 	}
 
 	if (to_private) {
-		ret = kvm_gmem_unmap_check(mapping, start, end, &bad);
+		ret = kvm_gmem_unmap_check(gi, start, end, &bad);
 		if (ret == -EAGAIN) {
 			/* Per-CPU LRU batches hold references of their own. */
 			lru_add_drain_all();
-			ret = kvm_gmem_unmap_check(mapping, start, end, &bad);
+			ret = kvm_gmem_unmap_check(gi, start, end, &bad);
 		}
 		if (ret) {
 			filemap_invalidate_unlock(mapping);
@@ -145,11 +156,24 @@ long kvm_gmem_convert(struct file *file, bool to_private, void __user *argp)
 		}
 	}
 
+	/* A shared page of a hugetlb file is a folio of its own. */
+	if (!to_private && gi->hugetlb) {
+		ret = kvm_gmem_hugetlb_split_range(gi, start, end);
+		if (ret) {
+			filemap_invalidate_unlock(mapping);
+			return ret;
+		}
+	}
+
 	kvm_gmem_invalidate_begin(gi, start, end);
 	ret = kvm_gmem_state_update(&gi->state, start, end,
 				    to_private ? 0 : KVM_GMEM_STATE_SHARED,
 				    to_private ? KVM_GMEM_STATE_SHARED : 0);
 	kvm_gmem_invalidate_end(gi, start, end);
+
+	/* Blocks that are private throughout can be huge again. */
+	if (!ret && to_private && gi->hugetlb)
+		kvm_gmem_hugetlb_merge_range(gi, start, end);
 
 	filemap_invalidate_unlock(mapping);
 	return ret;

@@ -99,6 +99,12 @@ int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
 void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 					 pgoff_t index);
+int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi, pgoff_t start,
+				 pgoff_t end);
+void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
+				  pgoff_t end);
+void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi, loff_t lstart,
+			       loff_t lend);
 unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
 
 #endif /* __KVM_GMEM_H */

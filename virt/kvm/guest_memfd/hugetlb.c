@@ -6,14 +6,30 @@
  * The whole file is reserved in the pool at creation. Every folio is one
  * huge page at a naturally aligned index; KVM maps it at the largest level
  * the folio, the memslot's alignment and the page state allow (see
- * kvm_gmem_mapping_order()). Host mmap and conversion of hugetlb files,
- * which need folios split on shared faults and merged back, are not
- * supported yet: GUEST_MEMFD_FLAG_HUGETLB with GUEST_MEMFD_FLAG_MMAP is
- * refused.
+ * kvm_gmem_mapping_order()).
+ *
+ * Files the host can map (GUEST_MEMFD_FLAG_MMAP) keep one rule: a 2M block
+ * with a shared page in it is held as single pages, and a 1G huge page
+ * with such a block in it is held as 2M folios (the rest of it stays 2M
+ * and KVM still maps it 2M). Splits happen lazily, one level at a time:
+ * when a lookup finds a folio that breaks the rule (a new folio, or one
+ * whose pages turned shared) and eagerly for the range of a conversion to
+ * shared. A conversion to private merges every block it leaves private
+ * throughout back into a 2M folio and, when all of a 1G huge page is 2M
+ * folios again, into the 1G folio, and zaps KVM's mappings of the block
+ * so that KVM maps it huge again. The host only ever maps single pages.
+ *
+ * Splits and merges wait out references that others hold for a moment
+ * (a vCPU fault between looking up a folio and mapping it), for at most
+ * KVM_GMEM_HUGETLB_TRIES ticks. A merge that still fails leaves the block
+ * split, which is correct, only slower, and is tried again by the next
+ * conversion to private of the block.
  */
 #include <linux/guestmem.h>
 #include <linux/kvm_host.h>
 #include <linux/pagemap.h>
+#include <linux/pagevec.h>
+#include <linux/sched/signal.h>
 
 #include "gmem.h"
 
@@ -40,9 +56,9 @@ u64 kvm_gmem_hugetlb_flags(void)
  * @flags: the creation flags, already checked against the valid mask
  *
  * Return: 0 (also without GUEST_MEMFD_FLAG_HUGETLB); -EINVAL for a page
- * size field without the flag, the flag with GUEST_MEMFD_FLAG_MMAP, a page
- * size without a hugetlb pool or a size that is not a multiple of it;
- * -ENOMEM if the pool cannot reserve the whole file.
+ * size field without the flag, a page size without a hugetlb pool or a
+ * size that is not a multiple of it; -ENOMEM if the pool cannot reserve
+ * the whole file.
  */
 int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags)
 {
@@ -52,13 +68,13 @@ int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags)
 
 	if (!(flags & GUEST_MEMFD_FLAG_HUGETLB))
 		return shift ? -EINVAL : 0;
-	if (flags & GUEST_MEMFD_FLAG_MMAP)
-		return -EINVAL;
 
 	gh = guestmem_hugetlb_create(shift, size);
 	if (IS_ERR(gh))
 		return PTR_ERR(gh);
 	gi->hugetlb = gh;
+	/* Huge folios, and pieces of them that are 2M, are large folios. */
+	mapping_set_large_folios(gi->vfs_inode.i_mapping);
 	return 0;
 }
 
@@ -75,10 +91,43 @@ void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi)
 	gi->hugetlb = NULL;
 }
 
+/* Ticks a split or merge waits for others' passing references. */
+#define KVM_GMEM_HUGETLB_TRIES	250
+
+/* Whether the block of @order around @index is private throughout. */
+static bool kvm_gmem_hugetlb_private(struct kvm_gmem_inode *gi,
+				     pgoff_t index, unsigned int order)
+{
+	unsigned int st;
+
+	return !(kvm_gmem_state_lookup(&gi->state, index, order, &st) &
+		 KVM_GMEM_STATE_SHARED) && st >= order;
+}
+
+/* Split the folio at @index one level, waiting out passing references. */
+static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	int tries = KVM_GMEM_HUGETLB_TRIES, ret;
+
+	for (;;) {
+		ret = guestmem_hugetlb_split(gi->hugetlb,
+					     gi->vfs_inode.i_mapping, index);
+		if (ret != -EAGAIN || !tries--)
+			return ret;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		schedule_timeout_uninterruptible(1);
+	}
+}
+
 /**
  * kvm_gmem_hugetlb_get_folio() - the locked folio of an index, new or not
  * @gi: an inode with hugetlb backing
  * @index: the page index
+ *
+ * For files the host can map, a folio whose block has a shared page is
+ * split first (see the top of this file), so that a shared page is always
+ * a folio of its own.
  *
  * Return: the locked folio holding @index, with a reference, or an
  * ERR_PTR().
@@ -86,8 +135,160 @@ void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi)
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 					 pgoff_t index)
 {
-	return guestmem_hugetlb_get_folio(gi->hugetlb, gi->vfs_inode.i_mapping,
-					  index);
+	struct folio *folio;
+	int ret;
+
+	for (;;) {
+		folio = guestmem_hugetlb_get_folio(gi->hugetlb,
+						   gi->vfs_inode.i_mapping,
+						   index);
+		if (IS_ERR(folio) || !kvm_gmem_has_mmap(gi) ||
+		    !folio_test_large(folio) ||
+		    kvm_gmem_hugetlb_private(gi, folio->index,
+					     folio_order(folio)))
+			return folio;
+
+		folio_unlock(folio);
+		folio_put(folio);
+		ret = kvm_gmem_hugetlb_split(gi, index);
+		if (ret)
+			return ERR_PTR(ret);
+	}
+}
+
+/**
+ * kvm_gmem_hugetlb_split_range() - make every page of a range its own folio
+ * @gi: an inode with hugetlb backing, its invalidate lock held exclusive
+ * @start: first page
+ * @end: page after the last one
+ *
+ * For a conversion to shared: splits the huge folios that overlap the
+ * range down to single pages, 1G ones only as far as the range needs.
+ * Folios not allocated yet are split when they are (see
+ * kvm_gmem_hugetlb_get_folio()).
+ *
+ * Return: 0, -EAGAIN if a folio stayed referenced, -ENOMEM or -EINTR.
+ * Splits done before an error stay: they change no page and no state.
+ */
+int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi, pgoff_t start,
+				 pgoff_t end)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct folio_batch fbatch;
+	pgoff_t index = start, large;
+	unsigned int i;
+	int ret;
+
+	lockdep_assert_held_write(&mapping->invalidate_lock);
+	folio_batch_init(&fbatch);
+	while (filemap_get_folios(mapping, &index, end - 1, &fbatch)) {
+		large = end;
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			struct folio *folio = fbatch.folios[i];
+
+			if (folio_test_large(folio)) {
+				large = max(folio->index, start);
+				break;
+			}
+		}
+		folio_batch_release(&fbatch);
+		if (large == end)
+			continue;
+		/* Split it, then look at its pieces from there on. */
+		ret = kvm_gmem_hugetlb_split(gi, large);
+		if (ret)
+			return ret;
+		index = large;
+		cond_resched();
+	}
+	return 0;
+}
+
+/* Merge one block, with KVM's mappings of it zapped meanwhile. */
+static void kvm_gmem_hugetlb_merge_block(struct kvm_gmem_inode *gi,
+					 pgoff_t base, unsigned int order)
+{
+	int tries = KVM_GMEM_HUGETLB_TRIES, ret;
+	pgoff_t end = base + (1UL << order);
+
+	kvm_gmem_invalidate_begin(gi, base, end);
+	for (;;) {
+		ret = guestmem_hugetlb_merge(gi->hugetlb,
+					     gi->vfs_inode.i_mapping, base,
+					     order);
+		if (ret != -EAGAIN || !tries-- || fatal_signal_pending(current))
+			break;
+		schedule_timeout_uninterruptible(1);
+	}
+	kvm_gmem_invalidate_end(gi, base, end);
+}
+
+/**
+ * kvm_gmem_hugetlb_merge_range() - merge private blocks of a range back
+ * @gi: an inode with hugetlb backing, its invalidate lock held exclusive
+ * @start: first page
+ * @end: page after the last one
+ *
+ * For a conversion to private, after the state says so: every split 2M
+ * block overlapping the range whose pages are all private becomes one 2M
+ * folio again, then every 1G huge page overlapping it whose blocks are
+ * all 2M folios becomes its hugetlb folio again. A block that cannot be
+ * merged now stays split.
+ */
+void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
+				  pgoff_t end)
+{
+	unsigned int horder = guestmem_hugetlb_order(gi->hugetlb), order, i;
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct folio_batch fbatch;
+	pgoff_t index, last, base;
+	unsigned long n;
+
+	lockdep_assert_held_write(&mapping->invalidate_lock);
+	folio_batch_init(&fbatch);
+	for (order = PMD_ORDER; order <= horder; order += horder - PMD_ORDER) {
+		n = 1UL << order;
+		index = round_down(start, n);
+		last = round_up(end, n) - 1;
+		while (filemap_get_folios(mapping, &index, last, &fbatch)) {
+			base = ULONG_MAX;
+			for (i = 0; i < folio_batch_count(&fbatch); i++) {
+				struct folio *folio = fbatch.folios[i];
+
+				if (folio_order(folio) < order) {
+					base = round_down(folio->index, n);
+					break;
+				}
+			}
+			folio_batch_release(&fbatch);
+			if (base == ULONG_MAX)
+				continue;
+			if (kvm_gmem_hugetlb_private(gi, base, order))
+				kvm_gmem_hugetlb_merge_block(gi, base, order);
+			index = base + n;
+			if (!index || index > last)
+				break;
+			cond_resched();
+		}
+		if (order == horder)
+			break;
+	}
+}
+
+/**
+ * kvm_gmem_hugetlb_truncate() - remove whole huge pages from a file
+ * @gi: an inode with hugetlb backing, its invalidate lock held exclusive
+ * @lstart: first byte, aligned to the huge page size
+ * @lend: last byte, inclusive
+ *
+ * Unmaps and removes the pages and returns the huge pages to the pool,
+ * split ones merged back first.
+ */
+void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi, loff_t lstart,
+			       loff_t lend)
+{
+	guestmem_hugetlb_truncate(gi->hugetlb, gi->vfs_inode.i_mapping,
+				  lstart, lend);
 }
 
 /**

@@ -225,7 +225,11 @@ static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
 
 	kvm_gmem_invalidate_begin(gi, start, end);
 	/* Also unmaps the host's mappings of the range. */
-	truncate_inode_pages_range(inode->i_mapping, offset, offset + len - 1);
+	if (gi->hugetlb)
+		kvm_gmem_hugetlb_truncate(gi, offset, offset + len - 1);
+	else
+		truncate_inode_pages_range(inode->i_mapping, offset,
+					   offset + len - 1);
 	kvm_gmem_invalidate_end(gi, start, end);
 
 	filemap_invalidate_unlock(inode->i_mapping);
@@ -413,6 +417,14 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 		folio_unlock(folio);
 		folio_put(folio);
 		ret = VM_FAULT_HWPOISON;
+		goto out;
+	}
+
+	/* A shared page is a folio of its own (hugetlb.c splits for it). */
+	if (WARN_ON_ONCE(folio_test_large(folio))) {
+		folio_unlock(folio);
+		folio_put(folio);
+		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
 

@@ -14,7 +14,22 @@
  *    again after a hole punch, which the guest sees as zeroes;
  *  - races: a vCPU sweeping the range against hole punches and refills,
  *    where every read finds zero or the guest's own last write;
- *  - a process killed while holding a file and a VM leaves the pool exact.
+ *  - a process killed while holding a file and a VM leaves the pool exact;
+ * and with host mmap (GUEST_MEMFD_FLAG_MMAP), where a shared page must be
+ * a folio of its own:
+ *  - split and merge: a 4K conversion to shared inside a private, fully
+ *    mapped huge page turns exactly one 2M range into 4K mappings (and 2M
+ *    folios, /proc/meminfo's FileHugePages) while the rest stays 2M, and
+ *    converting it back restores the huge folio and the huge mappings;
+ *  - data integrity over many split/merge cycles with the guest and the
+ *    host both writing, the expected value of every page checked by both;
+ *  - a pinned page: conversion to private fails with EAGAIN and its
+ *    offset, and a hole punch or close while it is pinned gives the huge
+ *    page back to the pool as soon as the pin is gone;
+ *  - initially shared files: the host fills them, conversion to private
+ *    merges them and the guest maps them huge and reads the host's data;
+ *  - races on a 1G-backed file: conversions, host faults, vCPU accesses
+ *    and hole punches, with every value read checked.
  * After every test the free and reserved counts of both pools are exactly
  * what they were before it.
  */
@@ -23,13 +38,16 @@
 #include <linux/falloc.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
@@ -162,8 +180,8 @@ static void test_flags(void)
 	expect_create_fails(vm, 0, GUEST_MEMFD_FLAG_HUGETLB |
 			    GUEST_MEMFD_HUGETLB_2MB, EINVAL, "empty file");
 	expect_create_fails(vm, SZ_2M, GUEST_MEMFD_FLAG_HUGETLB |
-			    GUEST_MEMFD_HUGETLB_2MB | GUEST_MEMFD_FLAG_MMAP,
-			    EINVAL, "HUGETLB with MMAP (not supported yet)");
+			    GUEST_MEMFD_HUGETLB_2MB | GUEST_MEMFD_FLAG_INIT_SHARED,
+			    EINVAL, "HUGETLB with INIT_SHARED but no MMAP");
 	expect_create_fails(vm, SZ_2M, GUEST_MEMFD_FLAG_HUGETLB |
 			    GUEST_MEMFD_HUGETLB_2MB | BIT_ULL(3), EINVAL,
 			    "HUGETLB with an unknown flag");
@@ -283,9 +301,15 @@ static void test_bind(void)
 	ksft_test_result_pass("bind\n");
 }
 
-/* Guest: write a pattern to every 4K page of the range, read it back. */
-static uint64_t guest_size, guest_seed;
-static uint8_t guest_zero;
+/*
+ * Guest: write a pattern to every 4K page of the range, read it back. With
+ * guest_check, first check that each page holds the pattern of guest_prev
+ * (zero if guest_prev is 0), except that the page at guest_extra_gpa holds
+ * guest_extra_val (a value the host wrote).
+ */
+static uint64_t guest_size, guest_seed, guest_prev;
+static uint64_t guest_extra_gpa, guest_extra_val;
+static uint8_t guest_check;
 
 static void guest_code(void)
 {
@@ -295,8 +319,11 @@ static void guest_code(void)
 		for (gpa = GMEM_GPA; gpa < GMEM_GPA + guest_size; gpa += 4096) {
 			uint64_t *p = (uint64_t *)gpa;
 
-			if (guest_zero)
-				GUEST_ASSERT_EQ(READ_ONCE(*p), 0);
+			if (guest_check)
+				GUEST_ASSERT_EQ(READ_ONCE(*p),
+						gpa == guest_extra_gpa ?
+						guest_extra_val :
+						guest_prev ? gpa ^ guest_prev : 0);
 			WRITE_ONCE(*p, gpa ^ guest_seed);
 		}
 		for (gpa = GMEM_GPA; gpa < GMEM_GPA + guest_size; gpa += 4096)
@@ -324,13 +351,22 @@ static void run_to_sync(struct kvm_vcpu *vcpu)
 	}
 }
 
-static void run_guest(struct kvm_vcpu *vcpu, uint64_t seed, bool zero)
+/* One guest pass writing @seed's pattern, first checking @prev's if @check. */
+static void run_guest_check(struct kvm_vcpu *vcpu, uint64_t seed, bool check,
+			    uint64_t prev)
 {
 	guest_seed = seed;
-	guest_zero = zero;
+	guest_check = check;
+	guest_prev = prev;
 	sync_global_to_guest(vcpu->vm, guest_seed);
-	sync_global_to_guest(vcpu->vm, guest_zero);
+	sync_global_to_guest(vcpu->vm, guest_check);
+	sync_global_to_guest(vcpu->vm, guest_prev);
 	run_to_sync(vcpu);
+}
+
+static void run_guest(struct kvm_vcpu *vcpu, uint64_t seed, bool zero)
+{
+	run_guest_check(vcpu, seed, zero, 0);
 }
 
 /*
@@ -535,6 +571,578 @@ static void test_killed(void)
 	ksft_test_result_pass("killed process\n");
 }
 
+/* ---- Host mmap: split on shared pages, merge back ---- */
+
+static __thread sigjmp_buf sigbus_jmp;
+
+static void sigbus_handler(int sig)
+{
+	siglongjmp(sigbus_jmp, 1);
+}
+
+/* Read the u64 at @p; false if that raised SIGBUS (a private page). */
+static bool host_read(uint64_t *p, uint64_t *val)
+{
+	if (sigsetjmp(sigbus_jmp, 1))
+		return false;
+	*val = READ_ONCE(*p);
+	return true;
+}
+
+static int __convert(int fd, bool to_private, uint64_t offset, uint64_t size,
+		     uint64_t *error_offset)
+{
+	struct kvm_gmem_convert c = { .offset = offset, .size = size };
+	int r = ioctl(fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
+				       KVM_GMEM_CONVERT_SHARED, &c);
+
+	if (error_offset)
+		*error_offset = c.error_offset;
+	return r;
+}
+
+static void convert(int fd, uint64_t offset, uint64_t size, bool to_private)
+{
+	TEST_ASSERT(!__convert(fd, to_private, offset, size, NULL),
+		    "conversion to %s of [%#lx, +%#lx) failed: %s",
+		    to_private ? "private" : "shared", offset, size,
+		    strerror(errno));
+}
+
+/* A /proc/meminfo field, in kB. */
+static unsigned long meminfo(const char *field)
+{
+	char line[128];
+	unsigned long v = 0;
+	size_t n = strlen(field);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "cannot open /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':') {
+			sscanf(line + n + 1, "%lu", &v);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* A VM with one vCPU and a memslot on an mmap'ed hugetlb guest_memfd. */
+struct mvm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	uint64_t size;
+	int fd;
+	void *resv;
+	uint8_t *mem;
+};
+
+/*
+ * The file is mapped at a 1G-aligned address, as the gpa is: KVM allows no
+ * huge mapping where gfn and hva disagree.
+ */
+static void mvm_create(struct mvm *m, const struct hsize *hs, uint64_t size,
+		       uint64_t flags, void *guest)
+{
+	uintptr_t aligned;
+
+	m->size = size;
+	m->vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &m->vcpu,
+					      guest);
+	m->fd = vm_create_guest_memfd(m->vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+				      hs->flag | GUEST_MEMFD_FLAG_MMAP | flags);
+	m->resv = mmap(NULL, size + SZ_1G, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	TEST_ASSERT(m->resv != MAP_FAILED, "mmap failed");
+	aligned = ((uintptr_t)m->resv + SZ_1G - 1) & ~(SZ_1G - 1);
+	m->mem = mmap((void *)aligned, size, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_FIXED, m->fd, 0);
+	TEST_ASSERT(m->mem == (void *)aligned, "mmap of the guest_memfd failed");
+	vm_set_user_memory_region2(m->vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, size, m->mem, m->fd, 0);
+	virt_map_level(m->vm, GMEM_GPA, GMEM_GPA, size,
+		       size >= SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M);
+	guest_size = size;
+	sync_global_to_guest(m->vm, guest_size);
+}
+
+static void mvm_destroy(struct mvm *m)
+{
+	kvm_vm_free(m->vm);
+	munmap(m->resv, m->size + SZ_1G);
+	close(m->fd);
+}
+
+struct stats {
+	uint64_t pages_4k, pages_2m, pages_1g, file_huge_kb;
+};
+
+static void stats_read(struct kvm_vm *vm, struct stats *st)
+{
+	st->pages_4k = vm_get_stat(vm, "pages_4k");
+	st->pages_2m = vm_get_stat(vm, "pages_2m");
+	st->pages_1g = vm_get_stat(vm, "pages_1g");
+	st->file_huge_kb = meminfo("FileHugePages");
+}
+
+/* KVM's mappings and the file's 2M folios moved by exactly this much. */
+static void stats_expect(struct kvm_vm *vm, const struct stats *base,
+			 long d4k, long d2m, long d1g, long dhuge_kb,
+			 const char *what)
+{
+	struct stats now;
+
+	stats_read(vm, &now);
+	/*
+	 * The guest's own code, stack and globals live in memslot 0 and may
+	 * add a 4K mapping or two when a pass first reaches them.
+	 */
+	TEST_ASSERT(now.pages_4k >= base->pages_4k + d4k &&
+		    now.pages_4k <= base->pages_4k + d4k + 2 &&
+		    now.pages_2m == base->pages_2m + d2m &&
+		    now.pages_1g == base->pages_1g + d1g &&
+		    now.file_huge_kb == base->file_huge_kb + dhuge_kb,
+		    "%s: 4k/2m/1g mappings %+ld/%+ld/%+ld and FileHugePages %+ld kB, expected %+ld/%+ld/%+ld and %+ld kB",
+		    what, (long)(now.pages_4k - base->pages_4k),
+		    (long)(now.pages_2m - base->pages_2m),
+		    (long)(now.pages_1g - base->pages_1g),
+		    (long)(now.file_huge_kb - base->file_huge_kb),
+		    d4k, d2m, d1g, dhuge_kb);
+}
+
+/*
+ * A private 1G range, all of it touched by the guest, then one 4K page
+ * converted to shared: exactly that page's 2M block becomes 4K folios and
+ * 4K mappings, the rest 2M (for a 1G page: 511 2M folios, FileHugePages).
+ * Converting it back merges everything into the huge folio and the guest
+ * maps it huge again. Data survives both ways, and the host sees the
+ * guest's data in the shared page and the guest the host's.
+ */
+static void test_split_merge(const struct hsize *hs)
+{
+	uint64_t off = 5 * SZ_2M + 3 * 4096, v, seed = 0x1111;
+	bool gig = hs->size == SZ_1G;
+	struct stats base;
+	struct pool p[2];
+	struct mvm m;
+
+	if (pool_available(hs->size) < SZ_1G / hs->size) {
+		ksft_test_result_skip("split and merge %s: pool too small\n",
+				      hs->name);
+		return;
+	}
+	pools_read(p);
+	mvm_create(&m, hs, SZ_1G, 0, guest_code);
+
+	run_guest(m.vcpu, seed, true);
+	run_guest_check(m.vcpu, seed, true, seed);
+	stats_read(m.vm, &base);
+	TEST_ASSERT(gig ? base.pages_1g >= 1 : base.pages_2m >= 512,
+		    "%s: the private range is not mapped huge", hs->name);
+
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + off), &v),
+		    "a private page must raise SIGBUS on the host");
+	convert(m.fd, off, 4096, false);
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + off), &v) &&
+		    v == ((GMEM_GPA + off) ^ seed),
+		    "shared page after split: read %#lx", v);
+	stats_expect(m.vm, &base, 0, gig ? 0 : -1, gig ? -1 : 0,
+		     gig ? 511 * 2048 : 0,
+		     "split: the huge mapping of the page is zapped");
+	pool_expect(hs->size, &p[gig], -(SZ_1G / hs->size), 0,
+		    "a split keeps the huge page in use");
+
+	/* The guest reaches the shared page through the host's mapping. */
+	run_guest_check(m.vcpu, seed + 1, true, seed);
+	stats_expect(m.vm, &base, 512, gig ? 511 : -1, gig ? -1 : 0,
+		     gig ? 511 * 2048 : 0, "split: one 2M range at 4K");
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + off), &v) &&
+		    v == ((GMEM_GPA + off) ^ (seed + 1)),
+		    "the host does not see the guest's write: %#lx", v);
+	WRITE_ONCE(*(uint64_t *)(m.mem + off), 0x5eed0f4057ULL);
+
+	convert(m.fd, off, 4096, true);
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + off), &v),
+		    "a page converted back to private must raise SIGBUS");
+	stats_expect(m.vm, &base, 0, gig ? 0 : -1, gig ? -1 : 0, 0,
+		     "merge: the merged range is zapped");
+	/* The page holds the host's value, the others the guest's. */
+	guest_extra_gpa = GMEM_GPA + off;
+	guest_extra_val = 0x5eed0f4057ULL;
+	sync_global_to_guest(m.vm, guest_extra_gpa);
+	sync_global_to_guest(m.vm, guest_extra_val);
+	run_guest_check(m.vcpu, seed + 2, true, seed + 1);
+	guest_extra_gpa = 0;
+	sync_global_to_guest(m.vm, guest_extra_gpa);
+	stats_expect(m.vm, &base, 0, 0, 0, 0, "merge: mapped huge again");
+
+	mvm_destroy(&m);
+	pools_exact(p, "after split and merge");
+	ksft_test_result_pass("split and merge %s\n", hs->name);
+}
+
+/*
+ * Many split/merge cycles. The guest checks every page against a table in
+ * ordinary guest memory and writes a new value; between passes the host
+ * converts random pages or 2M blocks to shared, checks them against the
+ * table, writes values of its own, and converts most of them back.
+ */
+#define TABLE_GPA	(8ULL << 30)
+#define TABLE_SLOT	11
+
+static uint64_t *guest_table;
+
+static uint64_t cycle_value(uint64_t page, uint64_t pass)
+{
+	return (page << 20) ^ (pass * 0x9e3779b97f4a7c15ULL) ^ 1;
+}
+
+static void guest_cycle_code(void)
+{
+	uint64_t pass, i, *p;
+
+	for (pass = 1;; pass++) {
+		for (i = 0; i < guest_size / 4096; i++) {
+			p = (uint64_t *)(GMEM_GPA + i * 4096);
+			__GUEST_ASSERT(READ_ONCE(*p) == guest_table[i],
+				       "page %lu: read %lx, expected %lx", i,
+				       READ_ONCE(*p), guest_table[i]);
+			guest_table[i] = cycle_value(i, pass);
+			WRITE_ONCE(*p, guest_table[i]);
+		}
+		GUEST_SYNC(pass);
+	}
+}
+
+static void test_cycles(const struct hsize *hs, uint64_t size,
+			unsigned int cycles)
+{
+	unsigned int seed = 7, c, i, splits = 0;
+	uint64_t *table, tpages, off, len, j, v;
+	struct stats base;
+	struct pool p[2];
+	struct mvm m;
+
+	if (pool_available(hs->size) < size / hs->size) {
+		ksft_test_result_skip("cycles %s: pool too small\n", hs->name);
+		return;
+	}
+	pools_read(p);
+	mvm_create(&m, hs, size, 0, guest_cycle_code);
+	/* The table, 8 bytes per page, in a memslot of ordinary memory. */
+	tpages = size / 4096 * 8 / 4096;
+	vm_userspace_mem_region_add(m.vm, VM_MEM_SRC_ANONYMOUS, TABLE_GPA,
+				    TABLE_SLOT, tpages, 0);
+	virt_map(m.vm, TABLE_GPA, TABLE_GPA, tpages);
+	table = addr_gpa2hva(m.vm, TABLE_GPA);
+	memset(table, 0, tpages * 4096);
+	guest_table = (uint64_t *)TABLE_GPA;
+	sync_global_to_guest(m.vm, guest_table);
+
+	run_to_sync(m.vcpu);
+	stats_read(m.vm, &base);
+	for (c = 0; c < cycles; c++) {
+		for (i = 0; i < 4; i++) {
+			if (rand_r(&seed) % 3) {
+				off = (rand_r(&seed) % (size / 4096)) * 4096;
+				len = 4096;
+			} else {
+				off = (rand_r(&seed) % (size / SZ_2M)) * SZ_2M;
+				len = SZ_2M;
+			}
+			convert(m.fd, off, len, false);
+			splits++;
+			for (j = off / 4096; j < (off + len) / 4096; j++) {
+				TEST_ASSERT(host_read((uint64_t *)(m.mem + j * 4096), &v) &&
+					    v == table[j],
+					    "cycle %u page %lu: host read %lx, expected %lx",
+					    c, j, v, table[j]);
+				table[j] = ~cycle_value(j, c);
+				WRITE_ONCE(*(uint64_t *)(m.mem + j * 4096), table[j]);
+			}
+			/* Leave one in four shared across the guest's pass. */
+			if (rand_r(&seed) % 4)
+				convert(m.fd, off, len, true);
+		}
+		run_to_sync(m.vcpu);
+	}
+
+	/* All private again: everything merges, and maps huge again. */
+	convert(m.fd, 0, size, true);
+	run_to_sync(m.vcpu);
+	stats_expect(m.vm, &base, 0, 0, 0, 0, "after the cycles");
+
+	mvm_destroy(&m);
+	pools_exact(p, "after the cycles");
+	ksft_test_result_pass("cycles %s: %u passes, %u conversions to shared\n",
+			      hs->name, cycles, splits);
+}
+
+/* Wait (bounded) for the pools to be @want again, then insist. */
+static void pools_settle(const struct pool *want, const char *what)
+{
+	struct pool now[2];
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		pools_read(now);
+		if (!memcmp(now, want, sizeof(now)))
+			break;
+		usleep(100000);
+	}
+	pools_exact(want, what);
+}
+
+/*
+ * A shared page of a split 1G page, pinned by a pipe: conversion to
+ * private fails with EAGAIN at its offset and changes nothing; a hole
+ * punch (and, the second time, closing the file) while it is pinned
+ * cannot give the huge page back, and the pool gets it back once the pipe
+ * lets go.
+ */
+static void test_pinned(void)
+{
+	uint64_t off = 7 * SZ_2M + 5 * 4096, eoff, v;
+	struct pool p[2], b, punched[2];
+	struct iovec iov;
+	int pipefd[2], round;
+	struct mvm m;
+
+	if (pool_available(SZ_1G) < 1) {
+		ksft_test_result_skip("pinned: pool too small\n");
+		return;
+	}
+	pools_read(p);
+	b = p[1];
+	for (round = 0; round < 2; round++) {
+		mvm_create(&m, &sizes[1], SZ_1G, 0, guest_code);
+		run_guest(m.vcpu, 0x77, true);
+		convert(m.fd, off, 4096, false);
+		TEST_ASSERT(pipe(pipefd) == 0, "pipe failed");
+		iov.iov_base = m.mem + off;
+		iov.iov_len = 4096;
+		TEST_ASSERT(vmsplice(pipefd[1], &iov, 1, 0) == 4096,
+			    "vmsplice failed");
+
+		TEST_ASSERT(__convert(m.fd, true, SZ_2M * 7, SZ_2M, &eoff) < 0 &&
+			    errno == EAGAIN,
+			    "conversion of a pinned page must fail with EAGAIN");
+		TEST_ASSERT_EQ(eoff, off);
+		TEST_ASSERT(host_read((uint64_t *)(m.mem + off), &v) &&
+			    v == ((GMEM_GPA + off) ^ 0x77),
+			    "the refused conversion changed the page: %#lx", v);
+
+		if (!round) {
+			punch(m.fd, 0, SZ_1G, 0);
+			pool_expect(SZ_1G, &b, -1, 0,
+				    "a pinned piece keeps the huge page");
+			pools_read(punched);
+			punched[1].free++;
+			punched[1].resv++;
+			close(pipefd[0]);
+			close(pipefd[1]);
+			pools_settle(punched, "unpinned after the punch");
+			mvm_destroy(&m);
+		} else {
+			mvm_destroy(&m);
+			pool_expect(SZ_1G, &b, -1, 0,
+				    "a pinned piece outlives its file");
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		pools_settle(p, "unpinned");
+	}
+	ksft_test_result_pass("pinned page of a split 1G page\n");
+}
+
+/*
+ * An initially shared 2M-backed file: the host fills every page (each 2M
+ * page split into 4K folios), conversion of the whole file to private
+ * merges them, and the guest maps them 2M and reads the host's data.
+ */
+static void test_init_shared(void)
+{
+	uint64_t size = 8 * SZ_2M, i, seed = 0x4242;
+	struct stats base;
+	struct pool p[2];
+	struct mvm m;
+
+	if (pool_available(SZ_2M) < 8) {
+		ksft_test_result_skip("initially shared: pool too small\n");
+		return;
+	}
+	pools_read(p);
+	mvm_create(&m, &sizes[0], size, GUEST_MEMFD_FLAG_INIT_SHARED,
+		   guest_code);
+	/* A pass over nothing maps the guest's code and stack first. */
+	guest_size = 0;
+	sync_global_to_guest(m.vm, guest_size);
+	run_guest(m.vcpu, 0, false);
+	guest_size = size;
+	sync_global_to_guest(m.vm, guest_size);
+	stats_read(m.vm, &base);
+	for (i = 0; i < size; i += 4096)
+		*(uint64_t *)(m.mem + i) = (GMEM_GPA + i) ^ seed;
+	TEST_ASSERT(meminfo("FileHugePages") == base.file_huge_kb,
+		    "pages of a split 2M page are not single pages");
+	convert(m.fd, 0, size, true);
+	run_guest_check(m.vcpu, seed + 1, true, seed);
+	/* The guest's first look at its globals may add a 4K mapping. */
+	TEST_ASSERT(vm_get_stat(m.vm, "pages_2m") == base.pages_2m + 8,
+		    "the merged file is not mapped 2M: %lu 2M mappings, expected %lu",
+		    vm_get_stat(m.vm, "pages_2m"), base.pages_2m + 8);
+	mvm_destroy(&m);
+	pools_exact(p, "after the initially shared file");
+	ksft_test_result_pass("initially shared 2M file\n");
+}
+
+/*
+ * Race on a 1G-backed file: a vCPU sweeps the first 64M (each page read,
+ * then written with a pattern of (gpa, pass)), one thread converts random
+ * pages and 2M blocks to shared and back, one reads shared pages through
+ * the host mapping, and the main thread punches the whole file now and
+ * then. Content survives conversion, so every value read anywhere is zero
+ * or a pattern of the right gpa and a recent pass.
+ */
+#define MRACE_SIZE	(64UL << 20)
+
+static const uint64_t golden = 0x9e3779b97f4a7c15ULL;
+
+/* Whether @v is zero or race_pattern(@gpa, pass) with pass <= @max. */
+static bool race_value_ok(uint64_t gpa, uint64_t v, uint64_t max)
+{
+	uint64_t inv = golden, pass;
+	int i;
+
+	if (!v)
+		return true;
+	/* The inverse of the odd golden constant modulo 2^64 (Newton). */
+	for (i = 0; i < 6; i++)
+		inv *= 2 - golden * inv;
+	pass = (v ^ gpa ^ 1) * inv;
+	return pass <= max;
+}
+
+struct mrace {
+	struct mvm m;
+	bool stop;
+	unsigned long passes, conversions, eagain, host_reads, punches;
+	unsigned long run_efault;
+};
+
+static void *mrace_vcpu(void *arg)
+{
+	struct mrace *r = arg;
+	struct ucall uc;
+
+	while (!READ_ONCE(r->stop)) {
+		if (_vcpu_run(r->m.vcpu)) {
+			/*
+			 * A page that turned private between KVM's state
+			 * check and its host lookup; the vCPU retries.
+			 */
+			TEST_ASSERT(errno == EFAULT, "KVM_RUN failed: %s",
+				    strerror(errno));
+			r->run_efault++;
+			continue;
+		}
+		TEST_ASSERT_KVM_EXIT_REASON(r->m.vcpu, KVM_EXIT_IO);
+		if (get_ucall(r->m.vcpu, &uc) == UCALL_ABORT)
+			REPORT_GUEST_ASSERT(uc);
+		WRITE_ONCE(r->passes, r->passes + 1);
+	}
+	return NULL;
+}
+
+static void *mrace_convert(void *arg)
+{
+	struct mrace *r = arg;
+	unsigned int seed = 11;
+	uint64_t off, len;
+
+	while (!READ_ONCE(r->stop)) {
+		if (rand_r(&seed) % 2) {
+			off = (rand_r(&seed) % (MRACE_SIZE / 4096)) * 4096;
+			len = 4096;
+		} else {
+			off = (rand_r(&seed) % (MRACE_SIZE / SZ_2M)) * SZ_2M;
+			len = SZ_2M;
+		}
+		/* The host reader may hold a page for a moment. */
+		if (__convert(r->m.fd, rand_r(&seed) % 2, off, len, NULL)) {
+			TEST_ASSERT(errno == EAGAIN, "conversion failed: %s",
+				    strerror(errno));
+			r->eagain++;
+		}
+		r->conversions++;
+		usleep(rand_r(&seed) % 5000);
+	}
+	return NULL;
+}
+
+static void *mrace_host(void *arg)
+{
+	struct mrace *r = arg;
+	unsigned int seed = 13;
+	uint64_t off, v;
+
+	while (!READ_ONCE(r->stop)) {
+		off = (rand_r(&seed) % (MRACE_SIZE / 4096)) * 4096;
+		if (!host_read((uint64_t *)(r->m.mem + off), &v))
+			continue;
+		TEST_ASSERT(race_value_ok(GMEM_GPA + off, v,
+					  READ_ONCE(r->passes) + 1),
+			    "host read %#lx at offset %#lx", v, off);
+		r->host_reads++;
+		usleep(rand_r(&seed) % 500);
+	}
+	return NULL;
+}
+
+static void test_mmap_race(void)
+{
+	pthread_t vcpu, conv, host;
+	struct mrace r = {};
+	unsigned int seed = 17;
+	struct pool p[2];
+	time_t start;
+
+	if (pool_available(SZ_1G) < 1) {
+		ksft_test_result_skip("race mmap 1G: pool too small\n");
+		return;
+	}
+	pools_read(p);
+	mvm_create(&r.m, &sizes[1], SZ_1G, 0, guest_race_code);
+	pthread_create(&vcpu, NULL, mrace_vcpu, &r);
+	pthread_create(&conv, NULL, mrace_convert, &r);
+	pthread_create(&host, NULL, mrace_host, &r);
+
+	/*
+	 * Bounded by passes and holes, and by three minutes for slow
+	 * emulators; the vCPU must have made progress either way.
+	 */
+	start = time(NULL);
+	while ((READ_ONCE(r.passes) < 8 || r.punches < 10) &&
+	       time(NULL) - start < 180) {
+		usleep(100000 + rand_r(&seed) % 400000);
+		punch(r.m.fd, 0, SZ_1G, 0);
+		r.punches++;
+	}
+	TEST_ASSERT(READ_ONCE(r.passes) >= 2,
+		    "the vCPU made no progress: %lu passes in %ld s", r.passes,
+		    (long)(time(NULL) - start));
+	WRITE_ONCE(r.stop, true);
+	pthread_join(conv, NULL);
+	pthread_join(host, NULL);
+	pthread_join(vcpu, NULL);
+
+	mvm_destroy(&r.m);
+	pools_settle(p, "after the mmap race");
+	ksft_test_result_pass("race mmap 1G: %lu passes (%lu EFAULT), %lu conversions (%lu EAGAIN), %lu host reads, %lu holes\n",
+			      r.passes, r.run_efault, r.conversions, r.eagain,
+			      r.host_reads, r.punches);
+}
+
 /*
  * Run the vCPU on one host CPU. QEMU's TCG emulation of SVM, on which these
  * tests run, does not tag its TLB with ASIDs: KVM flushes a vCPU's nested
@@ -564,12 +1172,15 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(!access("/sys/kernel/mm/hugepages/hugepages-1048576kB", F_OK));
 
 	pin_to_one_cpu();
+	/* Results as they happen, also when a later test hangs the VM. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	ksft_print_header();
 	if (!access("/proc/sys/vm/hugetlb_optimize_vmemmap", R_OK))
 		ksft_print_msg("hugetlb vmemmap optimisation: %s\n",
 			       read_ulong("/proc/sys/vm/hugetlb_optimize_vmemmap") ?
 			       "on" : "off");
-	ksft_set_plan(10);
+	signal(SIGBUS, sigbus_handler);
+	ksft_set_plan(17);
 	test_flags();
 	for (i = 0; i < ARRAY_SIZE(sizes); i++)
 		test_reserve(&sizes[i]);
@@ -580,5 +1191,12 @@ int main(int argc, char *argv[])
 		test_map_level(&sizes[i]);
 	test_race(&sizes[0]);
 	test_killed();
+	for (i = 0; i < ARRAY_SIZE(sizes); i++)
+		test_split_merge(&sizes[i]);
+	test_cycles(&sizes[0], 32 * SZ_2M, 30);
+	test_cycles(&sizes[1], SZ_1G, 12);
+	test_pinned();
+	test_init_shared();
+	test_mmap_race();
 	ksft_finished();
 }
