@@ -43,9 +43,16 @@
  *    referenced then (pinned by a driver, say) makes the huge page an
  *    orphan that a work item retries until the references are gone.
  *  - The hugetlb vmemmap optimisation (HVO) shares the struct pages of all
- *    but the first pages of a huge folio. A split first restores them
- *    (hugetlb_vmemmap_restore_folio(), which can fail with -ENOMEM); the
- *    merge that restores the hugetlb folio optimises it again.
+ *    but the first pages of a huge folio, and a split must write them.
+ *    Restoring and optimising the vmemmap wait for an RCU grace period
+ *    with the folio's count frozen, while lockless page cache lookups
+ *    would spin on that frozen folio inside an RCU read-side section, so
+ *    neither can happen while the folio is in the page cache. A file whose
+ *    folios may be split therefore restores each folio's vmemmap when it
+ *    allocates it (-ENOMEM if that fails), before the folio is visible,
+ *    and keeps it so while the folio is in the file; a split huge page
+ *    that leaves the file is optimised again before it goes back to the
+ *    pool. Files that are never split keep HVO all along.
  *  - A piece is up to date if its pages were zeroed or written. A merge of
  *    pieces of which only some are up to date zeroes the others, so no
  *    stale pool content ever becomes visible and no data is lost.
@@ -75,6 +82,8 @@
  * struct guestmem_hugetlb - hugetlb backing of one guest_memfd inode
  * @h: the hstate the folios come from
  * @spool: the subpool holding the file's reservation
+ * @splittable: folios may be split (their vmemmap is never optimised
+ *	while they are in the file)
  * @lock: serializes allocation, page cache insertion, split and merge
  * @split: huge page index (file index >> hstate order) -> struct
  *	guestmem_split of each huge page that is split, guarded by @lock
@@ -82,6 +91,7 @@
 struct guestmem_hugetlb {
 	struct hstate *h;
 	struct hugepage_subpool *spool;
+	bool splittable;
 	struct mutex lock;	/* allocation, insertion, split, merge */
 	struct xarray split;
 };
@@ -116,6 +126,7 @@ static bool guestmem_reclaim_orphans(void);
  * guestmem_hugetlb_create() - set up hugetlb backing for a file
  * @page_shift: log2 of the huge page size
  * @size: file size in bytes, a multiple of the huge page size
+ * @splittable: whether guestmem_hugetlb_split() may be used on the file
  *
  * Reserves the whole file in the pool of the hstate.
  *
@@ -125,7 +136,7 @@ static bool guestmem_reclaim_orphans(void);
  * pool cannot reserve the file.
  */
 struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
-						 loff_t size)
+						 loff_t size, bool splittable)
 {
 	struct guestmem_hugetlb *gh;
 	struct hstate *h;
@@ -141,6 +152,7 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 		return ERR_PTR(-ENOMEM);
 
 	gh->h = h;
+	gh->splittable = splittable;
 	mutex_init(&gh->lock);
 	xa_init(&gh->split);
 	gh->spool = hugepage_new_subpool(h, size >> huge_page_shift(h),
@@ -200,6 +212,22 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
 	 * written it yet.
 	 */
 	folio_clear_uptodate(folio);
+
+	/* Writable struct pages for splits, while nobody can see the folio. */
+	if (gh->splittable && folio_test_hugetlb_vmemmap_optimized(folio)) {
+		int err;
+
+		/* Speculative references (PFN walkers) go away at once. */
+		while (!folio_ref_freeze(folio, 1))
+			cond_resched();
+		err = hugetlb_vmemmap_restore_folio(h, folio);
+		folio_ref_unfreeze(folio, 1);
+		if (err) {
+			/* Back to the pool, its reservation to the subpool. */
+			folio_put(folio);
+			return NULL;
+		}
+	}
 	return folio;
 }
 
@@ -214,7 +242,8 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
  *
  * Context: process context, may sleep.
  * Return: the locked folio containing @index with a reference held, or
- * ERR_PTR(-ENOMEM) (only if the pool broke the reservation's promise).
+ * ERR_PTR(-ENOMEM) (if the pool broke the reservation's promise, or the
+ * struct pages of a splittable file's new folio could not be restored).
  */
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
@@ -319,9 +348,11 @@ static void guestmem_account(struct folio *folio, unsigned int order,
 /*
  * Make the frozen, reformatted folio of order huge_page_order(@s->h) at
  * @s->head a hugetlb folio again, as guestmem_hugetlb_alloc() handed it
- * out: subpool, private flags, active list, HVO.
+ * out: subpool, private flags, active list; with @optimize (only for a
+ * folio outside the page cache, see the top of this file), HVO.
  */
-static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s)
+static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s,
+					      bool optimize)
 {
 	struct folio *folio = page_folio(s->head);
 
@@ -334,7 +365,8 @@ static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s)
 	set_hugetlb_cgroup(folio, NULL);
 	set_hugetlb_cgroup_rsvd(folio, NULL);
 	/* Best effort, as for a new folio; needs the count frozen. */
-	hugetlb_vmemmap_optimize_folio(s->h, folio);
+	if (optimize)
+		hugetlb_vmemmap_optimize_folio(s->h, folio);
 	return folio;
 }
 
@@ -445,8 +477,13 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	step = 1UL << new_order;
 	base = folio->index;
 
-	/* Only single pages are ever mapped by the host. */
-	if (WARN_ON_ONCE(folio_mapped(folio))) {
+	/*
+	 * Only single pages are ever mapped by the host, and only folios of
+	 * splittable files have their whole vmemmap.
+	 */
+	if (WARN_ON_ONCE(folio_mapped(folio) || !gh->splittable ||
+			 (hugetlb &&
+			  folio_test_hugetlb_vmemmap_optimized(folio)))) {
 		ret = -EBUSY;
 		goto unlock;
 	}
@@ -494,11 +531,6 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	}
 
 	if (hugetlb) {
-		ret = hugetlb_vmemmap_restore_folio(gh->h, folio);
-		if (ret) {
-			folio_ref_unfreeze(folio, nr + 1);
-			goto erase;
-		}
 		s->spool = hugetlb_folio_subpool(folio);
 		s->hpg_flags = (unsigned long)folio->private;
 		spin_lock_irq(&hugetlb_lock);
@@ -635,7 +667,7 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	folio = page_folio(head);
 	if (order == horder) {
 		xa_erase(&gh->split, base >> horder);
-		guestmem_restore_hugetlb(s);
+		guestmem_restore_hugetlb(s, false);
 		kfree(s);
 		folio_ref_unfreeze(folio, nr);
 	} else {
@@ -661,7 +693,7 @@ static int guestmem_free_split(struct guestmem_split *s)
 	if (guestmem_freeze_pieces(s->head, order, false, &or, &and))
 		return -EAGAIN;
 	guestmem_reformat(s->head, order, order, 0, NULL, 0);
-	folio = guestmem_restore_hugetlb(s);
+	folio = guestmem_restore_hugetlb(s, true);
 	folio_ref_unfreeze(folio, 1);
 	/* free_huge_folio(): back to the pool and the subpool. */
 	folio_put(folio);

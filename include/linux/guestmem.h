@@ -16,7 +16,7 @@ struct guestmem_hugetlb;
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
 struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
-						 loff_t size);
+						 loff_t size, bool splittable);
 void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh);
 unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh);
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
@@ -32,7 +32,7 @@ void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 			       loff_t lend);
 #else
 static inline struct guestmem_hugetlb *
-guestmem_hugetlb_create(unsigned int page_shift, loff_t size)
+guestmem_hugetlb_create(unsigned int page_shift, loff_t size, bool splittable)
 {
 	return ERR_PTR(-EINVAL);
 }

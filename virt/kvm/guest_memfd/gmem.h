@@ -14,6 +14,13 @@
  *     mmap_lock / per-VMA lock (host page faults)
  *       mapping->invalidate_lock (the "gmem lock")
  *         kvm->mmu_lock
+ *         struct guestmem_hugetlb's lock (hugetlb files: allocation, split,
+ *         merge; mm/guestmem_hugetlb.c), never held with kvm->mmu_lock
+ *           folio lock, hugetlb_lock, the page cache's xa_lock
+ *
+ * KVM's vCPU faults (kvm_gmem_get_pfn()) take no invalidate lock: the MMU
+ * invalidation of conversions and holes makes them retry instead. On
+ * hugetlb files they may take the guestmem_hugetlb lock to split.
  *
  * The invalidate lock protects the state map (writers hold it exclusive,
  * readers use RCU), the file list and every file's bindings (writers hold

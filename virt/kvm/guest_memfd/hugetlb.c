@@ -69,7 +69,8 @@ int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags)
 	if (!(flags & GUEST_MEMFD_FLAG_HUGETLB))
 		return shift ? -EINVAL : 0;
 
-	gh = guestmem_hugetlb_create(shift, size);
+	/* Only files the host can map ever split a folio. */
+	gh = guestmem_hugetlb_create(shift, size, flags & GUEST_MEMFD_FLAG_MMAP);
 	if (IS_ERR(gh))
 		return PTR_ERR(gh);
 	gi->hugetlb = gh;

@@ -8,11 +8,16 @@
  *    reference: what 1G pages cost without guest_memfd).
  * Prints the time of the guest run, its ratio to the 4K guest_memfd and to
  * the reference, KVM's page-size stats after the run, and the latency of
- * creating and closing a 1G-backed file. Needs one 2M pool of 1 GiB and
- * two 1G pages.
+ * creating and closing a 1G-backed file. Then, for files the host can map
+ * (GUEST_MEMFD_FLAG_MMAP), all of them allocated and private: the latency
+ * of converting one 4K page to shared (which splits a 2M or 1G page) and
+ * back to private (which merges it again), beside the same conversions in
+ * a 4K guest_memfd. Needs one 2M pool of 1 GiB and two 1G pages.
  *
  * Usage: guest_memfd_hugetlb_bench [-r rounds]
  */
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,9 +142,51 @@ static double create_close_ns(int rounds)
 	return (double)t0 / rounds;
 }
 
+static int convert(int fd, uint64_t offset, bool to_private)
+{
+	struct kvm_gmem_convert c = { .offset = offset, .size = 4096 };
+
+	return ioctl(fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
+				      KVM_GMEM_CONVERT_SHARED, &c);
+}
+
+/*
+ * Mean nanoseconds of converting one 4K page of an allocated, private file
+ * of backing @b to shared (*@split) and back (*@merge), a different 2M
+ * block each round.
+ */
+static void convert_ns(enum backing b, int rounds, double *split,
+		       double *merge)
+{
+	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
+	int fd = vm_create_guest_memfd(vm, SZ_1G, gmem_flags[b] |
+				       GUEST_MEMFD_FLAG_MMAP);
+	uint64_t off, t0, ts = 0, tp = 0;
+	int i;
+
+	for (i = 0; i < rounds; i++) {
+		off = (uint64_t)(i * 37 % 512) << 21 | (i % 512) << 12;
+		/* The 4K file allocates the block, the others all of it. */
+		TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE,
+				       off & ~((2UL << 20) - 1), 2UL << 20),
+			    "fallocate failed");
+		t0 = now_ns();
+		TEST_ASSERT(!convert(fd, off, false), "conversion to shared failed");
+		ts += now_ns() - t0;
+		t0 = now_ns();
+		TEST_ASSERT(!convert(fd, off, true), "conversion to private failed");
+		tp += now_ns() - t0;
+	}
+	close(fd);
+	kvm_vm_free(vm);
+	*split = (double)ts / rounds;
+	*merge = (double)tp / rounds;
+}
+
 int main(int argc, char *argv[])
 {
 	struct result res[NR_BACKINGS] = {};
+	double split, merge, split4k = 0, merge4k = 0;
 	int rounds = 3, opt, i, b;
 	struct result r;
 
@@ -176,5 +223,23 @@ int main(int argc, char *argv[])
 		       res[b].pages_2m, res[b].pages_1g);
 	printf("\n| create + close of a 1G-backed 1 GiB file | %.0f ns |\n",
 	       create_close_ns(100));
+
+	printf("\none 4K page of an allocated private 1 GiB file, mean of %d\n\n",
+	       20 * rounds);
+	printf("| %-26s | %18s | %9s | %20s | %9s |\n", "backing",
+	       "to shared, us", "x 4K", "back to private, us", "x 4K");
+	printf("|%s|%s|%s|%s|%s|\n", "----------------------------",
+	       "-------------------:", "----------:", "---------------------:",
+	       "----------:");
+	for (b = 0; b < PLAIN_1G; b++) {
+		convert_ns(b, 20 * rounds, &split, &merge);
+		if (b == GMEM_4K) {
+			split4k = split;
+			merge4k = merge;
+		}
+		printf("| %-26s | %18.1f | %8.1fx | %20.1f | %8.1fx |\n",
+		       names[b], split / 1e3, split / split4k, merge / 1e3,
+		       merge / merge4k);
+	}
 	return 0;
 }
