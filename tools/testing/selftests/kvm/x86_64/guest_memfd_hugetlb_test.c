@@ -620,7 +620,9 @@ static unsigned long meminfo_kb(const char *field)
 	TEST_ASSERT(f, "cannot open /proc/meminfo");
 	while (fgets(line, sizeof(line), f))
 		if (!strncmp(line, field, n) && line[n] == ':') {
-			TEST_ASSERT_EQ(sscanf(line + n + 1, "%lu", &v), 1);
+			int r = sscanf(line + n + 1, "%lu", &v);
+
+			TEST_ASSERT_EQ(r, 1);
 			break;
 		}
 	fclose(f);
