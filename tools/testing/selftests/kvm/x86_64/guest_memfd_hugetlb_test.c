@@ -25,7 +25,8 @@
  *    host both writing, the expected value of every page checked by both;
  *  - a pinned page: conversion to private fails with EAGAIN and its
  *    offset, and a hole punch or close while it is pinned gives the huge
- *    page back to the pool as soon as the pin is gone;
+ *    page back to the pool as soon as the pin is gone, also when the
+ *    process holding all of it is killed;
  *  - initially shared files: the host fills them, conversion to private
  *    merges them and the guest maps them huge and reads the host's data;
  *  - races on a 1G-backed file: conversions, host faults, vCPU accesses
@@ -958,6 +959,49 @@ static void test_pinned(void)
 }
 
 /*
+ * A process killed holding a split 1G page, with a piece of it mapped and
+ * pinned by a pipe that dies with it: the pool ends exact (the file's
+ * release and the pipe's may come in either order).
+ */
+static void test_killed_split(void)
+{
+	struct pool p[2];
+	int status;
+	pid_t pid;
+
+	if (pool_available(SZ_1G) < 1) {
+		ksft_test_result_skip("killed with a split page: pool too small\n");
+		return;
+	}
+	pools_read(p);
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork failed");
+	if (!pid) {
+		uint64_t off = 3 * SZ_2M + 4096;
+		struct iovec iov;
+		int pipefd[2];
+		struct mvm m;
+
+		mvm_create(&m, &sizes[1], SZ_1G, 0, guest_code);
+		run_guest(m.vcpu, 0x99, true);
+		convert(m.fd, off, 4096, false);
+		m.mem[off] = 1;
+		TEST_ASSERT(!pipe(pipefd), "pipe failed");
+		iov.iov_base = m.mem + off;
+		iov.iov_len = 4096;
+		TEST_ASSERT(vmsplice(pipefd[1], &iov, 1, 0) == 4096,
+			    "vmsplice failed");
+		raise(SIGKILL);
+		_exit(1);
+	}
+	TEST_ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	TEST_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		    "the child was not killed");
+	pools_settle(p, "after the process killed with a split page");
+	ksft_test_result_pass("killed with a split page\n");
+}
+
+/*
  * An initially shared 2M-backed file: the host fills every page (each 2M
  * page split into 4K folios), conversion of the whole file to private
  * merges them, and the guest maps them 2M and reads the host's data.
@@ -1184,7 +1228,7 @@ int main(int argc, char *argv[])
 			       read_ulong("/proc/sys/vm/hugetlb_optimize_vmemmap") ?
 			       "on" : "off");
 	signal(SIGBUS, sigbus_handler);
-	ksft_set_plan(17);
+	ksft_set_plan(18);
 	test_flags();
 	for (i = 0; i < ARRAY_SIZE(sizes); i++)
 		test_reserve(&sizes[i]);
@@ -1200,6 +1244,7 @@ int main(int argc, char *argv[])
 	test_cycles(&sizes[0], 32 * SZ_2M, 30);
 	test_cycles(&sizes[1], SZ_1G, 12);
 	test_pinned();
+	test_killed_split();
 	test_init_shared();
 	test_mmap_race();
 	ksft_finished();
