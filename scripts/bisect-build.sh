@@ -27,7 +27,7 @@ for c in $(git -C "$wt" rev-list --reverse base.."$head"); do
 		echo "PASS  builds: $subject ($(( $(now) - start )) s)"
 		pass=$((pass + 1))
 	else
-		grep -E -B2 -A6 'error' "$obj/build.log" | tail -30
+		grep -E -i -B2 -A6 'error|undefined reference' "$obj/build.log" | tail -30
 		echo "FAIL  builds: $subject"
 		fail=$((fail + 1))
 	fi

@@ -101,6 +101,7 @@ void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 long kvm_gmem_convert(struct file *file, bool to_private,
 		      void __user *argp);
 
+#ifdef CONFIG_GUESTMEM_HUGETLB
 u64 kvm_gmem_hugetlb_flags(void);
 int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
 void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
@@ -113,5 +114,53 @@ void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
 void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi, loff_t lstart,
 			       loff_t lend);
 unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
+#else
+/*
+ * Without hugetlb backing no flag asks for it, so no inode has it
+ * (gi->hugetlb stays NULL) and none of these is reached with one.
+ */
+static inline u64 kvm_gmem_hugetlb_flags(void)
+{
+	return 0;
+}
+
+static inline int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi,
+					 loff_t size, u64 flags)
+{
+	return 0;
+}
+
+static inline void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi)
+{
+}
+
+static inline struct folio *
+kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	return ERR_PTR(-EINVAL);
+}
+
+static inline int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi,
+					       pgoff_t start, pgoff_t end)
+{
+	return 0;
+}
+
+static inline void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi,
+						pgoff_t start, pgoff_t end)
+{
+}
+
+static inline void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi,
+					     loff_t lstart, loff_t lend)
+{
+}
+
+static inline unsigned long
+kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi)
+{
+	return PAGE_SIZE;
+}
+#endif
 
 #endif /* __KVM_GMEM_H */

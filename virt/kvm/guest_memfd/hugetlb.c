@@ -41,12 +41,14 @@
 /**
  * kvm_gmem_hugetlb_flags() - the hugetlb bits of the valid creation flags
  *
- * Return: GUEST_MEMFD_FLAG_HUGETLB and the page size field if the kernel
- * can back guest_memfd with hugetlb pages, else 0.
+ * Built only where the kernel can back guest_memfd with hugetlb pages
+ * (CONFIG_GUESTMEM_HUGETLB); gmem.h has stubs for the others.
+ *
+ * Return: GUEST_MEMFD_FLAG_HUGETLB and the page size field.
  */
 u64 kvm_gmem_hugetlb_flags(void)
 {
-	return IS_ENABLED(CONFIG_GUESTMEM_HUGETLB) ? KVM_GMEM_HUGETLB_FLAGS : 0;
+	return KVM_GMEM_HUGETLB_FLAGS;
 }
 
 /**
