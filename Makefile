@@ -8,6 +8,7 @@
 #                   run of tests/vm-tests.list; last line "N passed, N failed"
 #   make check      fast userspace checks only (seconds)
 #   make bench      benchmarks; they print tables, they never judge
+#   make profile    function profile of the conversion paths (own kernel)
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
 #                   set with a cover letter, checkpatch --strict on all of it
@@ -18,11 +19,11 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: help run test check bench shell series bisect tree kernel bench-kernel \
+.PHONY: help run test check bench profile shell series bisect tree kernel bench-kernel \
 	selftests patches deps clean distclean
 
 help:
-	@sed -n '5,17s/^#  //p' Makefile
+	@sed -n '5,18s/^#  //p' Makefile
 
 deps:
 	$(S)/deps.sh
@@ -53,6 +54,12 @@ bench: tree
 	$(S)/build-kernel.sh bench
 	$(S)/build-selftests.sh bench
 	$(S)/run-vm.sh -f bench -l tests/bench.list -a gmem.kmemleak=off
+	@sed -n 's/^| //p' build/logs/latest/boot*.log
+
+profile: tree
+	$(S)/build-kernel.sh prof
+	$(S)/build-selftests.sh prof
+	$(S)/run-vm.sh -f prof -l tests/profile.list -a gmem.kmemleak=off
 	@sed -n 's/^| //p' build/logs/latest/boot*.log
 
 shell: selftests

@@ -8,6 +8,9 @@
  * 1 GiB guest_memfd of a KVM_X86_SW_PROTECTED_VM.
  *
  * Usage: guest_memfd_convert_bench [-r rounds] [-p single-page ops]
+ *
+ * With GMEM_BENCH_HOOK set, "$GMEM_BENCH_HOOK <phase>" runs after each
+ * timed phase (scripts/vm/gmem-profile prints a function profile there).
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -119,6 +122,17 @@ static double time_pages(struct side *s, int ops, bool to_private)
 	return (double)(now_ns() - t0) / ops;
 }
 
+static void phase_done(const char *phase)
+{
+	const char *hook = getenv("GMEM_BENCH_HOOK");
+	char cmd[256];
+
+	if (!hook)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s '%s'", hook, phase);
+	TEST_ASSERT(!system(cmd), "%s failed", cmd);
+}
+
 static void row(const char *what, double gmem, double stock)
 {
 	printf("| %-44s | %16.0f | %16.0f | %8.1fx |\n", what, gmem, stock,
@@ -153,12 +167,18 @@ int main(int argc, char *argv[])
 	side_create(&s, false);
 
 	g1 = time_range(&g, BENCH_SIZE, rounds);
+	phase_done("guest_memfd 1 GiB range");
 	s1 = time_range(&s, BENCH_SIZE, rounds);
+	phase_done("stock 1 GiB range");
 	/* time_range() leaves everything private. */
 	gs = time_pages(&g, pages, false);
+	phase_done("guest_memfd single pages to shared");
 	ss = time_pages(&s, pages, false);
+	phase_done("stock single pages to shared");
 	gp = time_pages(&g, pages, true);
+	phase_done("guest_memfd single pages to private");
 	sp = time_pages(&s, pages, true);
+	phase_done("stock single pages to private");
 
 	/* Every page allocated: conversion to private checks each one. */
 	TEST_ASSERT(!fallocate(g.fd, FALLOC_FL_KEEP_SIZE, 0, BENCH_SIZE),
@@ -166,7 +186,9 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!fallocate(s.fd, FALLOC_FL_KEEP_SIZE, 0, BENCH_SIZE),
 		    "fallocate failed");
 	gf = time_range(&g, BENCH_SIZE, rounds);
+	phase_done("guest_memfd 1 GiB range, allocated");
 	sf = time_range(&s, BENCH_SIZE, rounds);
+	phase_done("stock 1 GiB range, allocated");
 
 	printf("\nshared <-> private conversion, ns per operation (%d rounds, %d single pages)\n\n",
 	       rounds, pages);
