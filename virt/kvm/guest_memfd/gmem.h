@@ -97,6 +97,8 @@ void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 			       pgoff_t end);
 void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 			     pgoff_t end);
+void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
+			 pgoff_t end);
 
 long kvm_gmem_convert(struct file *file, bool to_private,
 		      void __user *argp);

@@ -120,9 +120,14 @@ static struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
 	return filemap_grab_folio(inode->i_mapping, index);
 }
 
+/*
+ * Zap @f's VM's mappings of [@start, @end) and start an MMU invalidation;
+ * with @end_too, end it in the same mmu_lock section.
+ */
 static void kvm_gmem_file_invalidate_begin(struct kvm_gmem_inode *gi,
 					   struct kvm_gmem_file *f,
-					   pgoff_t start, pgoff_t end)
+					   pgoff_t start, pgoff_t end,
+					   bool end_too)
 {
 	bool flush = false, found_memslot = false;
 	struct kvm_memory_slot *slot;
@@ -159,8 +164,11 @@ static void kvm_gmem_file_invalidate_begin(struct kvm_gmem_inode *gi,
 	if (flush)
 		kvm_flush_remote_tlbs(kvm);
 
-	if (found_memslot)
+	if (found_memslot) {
+		if (end_too)
+			kvm_mmu_invalidate_end(kvm);
 		KVM_MMU_UNLOCK(kvm);
+	}
 }
 
 static void kvm_gmem_file_invalidate_end(struct kvm_gmem_file *f,
@@ -192,7 +200,7 @@ void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 
 	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
 	list_for_each_entry(f, &gi->files, entry)
-		kvm_gmem_file_invalidate_begin(gi, f, start, end);
+		kvm_gmem_file_invalidate_begin(gi, f, start, end, false);
 }
 
 /**
@@ -209,6 +217,31 @@ void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
 	list_for_each_entry(f, &gi->files, entry)
 		kvm_gmem_file_invalidate_end(f, start, end);
+}
+
+/**
+ * kvm_gmem_invalidate() - zap KVM's mappings of [@start, @end) after the
+ *	state of the range changed
+ * @gi: the inode
+ * @start: first page
+ * @end: page after the last one
+ *
+ * In every VM bound to the inode, in one mmu_lock section: zap the
+ * mappings and bump the MMU invalidation sequence. A vCPU fault that
+ * looked up the old state either mapped before the zap, which removes
+ * the mapping, or finds the sequence changed and retries. Only for
+ * changes that free no page (conversion): anything that does needs
+ * kvm_gmem_invalidate_begin() and kvm_gmem_invalidate_end() around it.
+ * Hold the invalidate lock.
+ */
+void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
+			 pgoff_t end)
+{
+	struct kvm_gmem_file *f;
+
+	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
+	list_for_each_entry(f, &gi->files, entry)
+		kvm_gmem_file_invalidate_begin(gi, f, start, end, true);
 }
 
 static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
@@ -351,7 +384,7 @@ static int kvm_gmem_release(struct inode *inode, struct file *file)
 	 * Zap all SPTEs pointed at by this file.  Do not free the backing
 	 * memory, as its lifetime is associated with the inode, not the file.
 	 */
-	kvm_gmem_file_invalidate_begin(gi, f, 0, -1ul);
+	kvm_gmem_file_invalidate_begin(gi, f, 0, -1ul, false);
 	kvm_gmem_file_invalidate_end(f, 0, -1ul);
 
 	list_del(&f->entry);

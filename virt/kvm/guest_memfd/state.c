@@ -774,16 +774,39 @@ static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
 }
 
 /*
+ * Whether the block of chunk @c, with word @w replaced by @word, has one
+ * state over its first @nvalid pages.
+ */
+static bool gmem_chunk_uniform_with(const struct kvm_gmem_chunk *c,
+				    unsigned int w, unsigned long word,
+				    unsigned long nvalid)
+{
+	unsigned long words[GMEM_CHUNK_WORDS];
+	unsigned long pa = w * GMEM_PAGES_PER_WORD;
+	unsigned long want = GMEM_REP(word & KVM_GMEM_STATE_MASK);
+
+	/* Most single-page updates leave their own word mixed: done. */
+	if (pa + GMEM_PAGES_PER_WORD > nvalid)
+		want &= gmem_page_mask(0, nvalid - 1 - pa);
+	if (word != want)
+		return false;
+	memcpy(words, c->bits, sizeof(words));
+	words[w] = word;
+	return gmem_words_uniform(words, nvalid);
+}
+
+/*
  * Fast path of an update confined to one word of an existing chunk (up to
  * 32 pages, a single page always) that leaves its block non-uniform: one
  * store of that word. Every page's state lies in one word, so a reader
  * sees each page before or after the update, as with a copied chunk; the
  * tree and the 1G tables keep describing a chunk. No allocation, no grace
- * period. Returns false, with nothing changed, if the slow path must run.
+ * period. Returns 1 if it stored the word, 0 if the pages had the state
+ * already, or -EAGAIN, with nothing changed, if the slow path must run.
  */
-static bool gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
-			     pgoff_t start, pgoff_t end, unsigned int set,
-			     unsigned int clear)
+static int gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
+			    pgoff_t start, pgoff_t end, unsigned int set,
+			    unsigned int clear)
 {
 	MA_STATE(mas, mt, start, start);
 	pgoff_t base = round_down(start, KVM_GMEM_BLOCK_PAGES);
@@ -791,28 +814,24 @@ static bool gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
 				     s->nr_pages - base);
 	unsigned long a = start - base, b = end - 1 - base;
 	unsigned long w = a / GMEM_PAGES_PER_WORD, pa, m, word;
-	unsigned long words[GMEM_CHUNK_WORDS];
 	struct kvm_gmem_chunk *c;
 
 	if (b / GMEM_PAGES_PER_WORD != w)
-		return false;
+		return -EAGAIN;
 	c = mas_walk(&mas);
 	if (!gmem_is_chunk(c))
-		return false;
+		return -EAGAIN;
 
 	pa = w * GMEM_PAGES_PER_WORD;
 	m = gmem_page_mask(a - pa, b - pa);
 	word = gmem_word_apply(c->bits[w], m, set, clear);
 	if (word == c->bits[w])
-		return true;
-
+		return 0;
 	/* Would the block become uniform? Then it must merge: slow path. */
-	memcpy(words, c->bits, sizeof(words));
-	words[w] = word;
-	if (gmem_words_uniform(words, nvalid))
-		return false;
+	if (gmem_chunk_uniform_with(c, w, word, nvalid))
+		return -EAGAIN;
 	WRITE_ONCE(c->bits[w], word);
-	return true;
+	return 1;
 }
 
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
@@ -821,7 +840,7 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 	MA_STATE(mas, NULL, 0, 0);
 	struct kvm_gmem_state_tree *t;
 	struct kvm_gmem_chunk *c;
-	unsigned long i, nr_structural = 0;
+	unsigned long i, nr_structural = 0, nr_exact = 0;
 	long structural = -1;
 	u8 *fresh[2] = { NULL, NULL };
 	struct gmem_plan p;
@@ -835,23 +854,38 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		return 0;
 
 	t = gmem_tree_locked(s);
-	if (gmem_update_word(s, &t->mt, start, end, set, clear))
-		return 0;
+	ret = gmem_update_word(s, &t->mt, start, end, set, clear);
+	if (ret != -EAGAIN)
+		return ret;
 
 	gmem_plan_init(&p);
 	ret = gmem_plan_update(s, &t->mt, &p, start, end, set, clear);
 	if (ret)
 		goto out;
+
+	for (i = 0; i < p.nr; i++) {
+		switch (gmem_classify(&t->mt, &p.runs[i])) {
+		case GMEM_STORE_STRUCTURAL:
+			structural = i;
+			nr_structural++;
+			break;
+		case GMEM_STORE_EXACT:
+			nr_exact++;
+			break;
+		case GMEM_STORE_NONE:
+			break;
+		}
+	}
+	/*
+	 * The layout is canonical: no store means no page changes state (and
+	 * then the plan made no chunk and dropped none).
+	 */
+	if (!nr_structural && !nr_exact)
+		goto out;
+
 	ret = gmem_blk_prepare(s, start, end, fresh);
 	if (ret)
 		goto out;
-
-	for (i = 0; i < p.nr; i++) {
-		if (gmem_classify(&t->mt, &p.runs[i]) == GMEM_STORE_STRUCTURAL) {
-			structural = i;
-			nr_structural++;
-		}
-	}
 
 	mas.tree = &t->mt;
 	ret = nr_structural <= 1 ? 0 : -EAGAIN;
@@ -873,10 +907,11 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		p.dead = c->next;
 		call_rcu(&c->rcu, gmem_chunk_free_rcu);
 	}
+	ret = 1;
 out:
 	kvfree(fresh[0]);
 	kvfree(fresh[1]);
-	gmem_plan_release(&p, ret);
+	gmem_plan_release(&p, ret < 0);
 	return ret;
 }
 

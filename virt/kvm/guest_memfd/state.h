@@ -182,7 +182,8 @@ void kvm_gmem_state_destroy(struct kvm_gmem_state *s);
  * Either the whole range changes or, on failure, nothing does.
  *
  * Context: the caller holds @s->lock for write. May sleep.
- * Return: 0, -EINVAL for a bad range or bit, or -ENOMEM.
+ * Return: 1 if a page changed state, 0 if every page had its new state
+ * already, -EINVAL for a bad range or bit, or -ENOMEM.
  */
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear);

@@ -85,8 +85,9 @@ static void gt_close(struct gt_file *f)
 	kvm_gmem_state_destroy(&f->s);
 }
 
-static int gt_update(struct gt_file *f, pgoff_t start, pgoff_t end,
-		     unsigned int set, unsigned int clear)
+/* kvm_gmem_state_update() under the lock: 1 if a page changed state. */
+static int gt_update_raw(struct gt_file *f, pgoff_t start, pgoff_t end,
+			 unsigned int set, unsigned int clear)
 {
 	int ret;
 
@@ -94,6 +95,15 @@ static int gt_update(struct gt_file *f, pgoff_t start, pgoff_t end,
 	ret = kvm_gmem_state_update(&f->s, start, end, set, clear);
 	up_write(&f->lock);
 	return ret;
+}
+
+/* The same, 0 on success whether or not a page changed. */
+static int gt_update(struct gt_file *f, pgoff_t start, pgoff_t end,
+		     unsigned int set, unsigned int clear)
+{
+	int ret = gt_update_raw(f, start, end, set, clear);
+
+	return ret < 0 ? ret : 0;
 }
 
 static int gt_set_missing(struct gt_file *f, pgoff_t start, pgoff_t end)
@@ -1105,8 +1115,18 @@ static bool gt_random_seed(void *ctx, u64 seed, unsigned long nr_ops,
 			gmem_test_fail_nth(1 + gt_rand_below(&r, 4));
 #endif
 		if (kind < 70) {
-			ret = gt_update(&f, s, e, set, clear);
-			if (!ret) {
+			bool changed = false;
+
+			for (i = s; i < e; i++)
+				changed |= ((m.page[i] | set) & ~clear &
+					    KVM_GMEM_STATE_MASK) !=
+					   (m.page[i] & KVM_GMEM_STATE_MASK);
+			ret = gt_update_raw(&f, s, e, set, clear);
+			/* It says whether a page changed, and only then. */
+			if (ret >= 0 && !gt_check_eq(ctx, ret, changed))
+				goto report;
+			if (ret >= 0) {
+				ret = 0;
 				for (i = s; i < e; i++)
 					m.page[i] = (m.page[i] & GT_MISSING) |
 						    ((m.page[i] | set) & ~clear &

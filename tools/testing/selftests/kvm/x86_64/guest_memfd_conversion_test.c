@@ -8,9 +8,11 @@
  *  - every bad input of the conversion ioctls fails and changes nothing;
  *  - the conversion matrix over 4K, 2M and the whole file, with the guest
  *    and the host each reading the other's data after every conversion;
- *  - refusal: a page pinned through vmsplice() fails conversion to private
- *    with EAGAIN and its offset, and state and data stay as they were;
- *  - another process's mapping is revoked by conversion to private;
+ *  - refusal: a page pinned through vmsplice() or by direct I/O in flight
+ *    fails conversion to private with EAGAIN and its offset, and state and
+ *    data stay as they were;
+ *  - a page another process maps fails conversion to private the same
+ *    way, the caller's own mappings do not;
  *  - a private access whose guest_memfd is gone exits to userspace;
  *  - races: conversions, hole punches, host faults and a running vCPU on
  *    one file, then a full conversion round trip with the data checked.
@@ -19,12 +21,15 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/kvm.h>
+#include <linux/loop.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -442,39 +447,236 @@ static void test_pinned(void)
 	ksft_test_result_pass("pinned page refuses conversion\n");
 }
 
-/* Another process's mapping is revoked, not a reason to refuse. */
-static void test_other_process(void)
+/* An O_DIRECT read of a loop device, from a thread of its own. */
+struct dio_read {
+	int fd;
+	void *buf;
+	size_t len;
+	ssize_t ret;
+};
+
+static void *dio_read_thread(void *arg)
 {
-	uint64_t page = getpagesize();
-	int ready[2], go[2], status;
+	struct dio_read *d = arg;
+
+	d->ret = pread(d->fd, d->buf, d->len, 0);
+	return NULL;
+}
+
+#define DIO_BACKING	"/tmp/gmem-dio-backing"
+
+/*
+ * A loop device over a new file of @size bytes of @val, opened O_DIRECT
+ * into *@dio (and plainly into *@loop, to detach it); false if there is no
+ * loop device to have.
+ */
+static bool loop_dio_open(size_t size, uint8_t val, int *loop, int *dio)
+{
+	char dev[32], *data = malloc(size);
+	int ctl, nr, bfd;
+
+	TEST_ASSERT(data, "malloc failed");
+	memset(data, val, size);
+	bfd = open(DIO_BACKING, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	TEST_ASSERT(bfd >= 0 && write(bfd, data, size) == (ssize_t)size,
+		    "cannot write %s", DIO_BACKING);
+	free(data);
+
+	ctl = open("/dev/loop-control", O_RDWR);
+	nr = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (ctl >= 0)
+		close(ctl);
+	if (nr < 0) {
+		close(bfd);
+		unlink(DIO_BACKING);
+		return false;
+	}
+	snprintf(dev, sizeof(dev), "/dev/loop%d", nr);
+	*loop = open(dev, O_RDWR);
+	TEST_ASSERT(*loop >= 0, "cannot open %s", dev);
+	TEST_ASSERT(!ioctl(*loop, LOOP_SET_FD, bfd), "LOOP_SET_FD failed");
+	close(bfd);
+	*dio = open(dev, O_RDONLY | O_DIRECT);
+	TEST_ASSERT(*dio >= 0, "cannot open %s with O_DIRECT", dev);
+	return true;
+}
+
+static void loop_dio_close(int loop, int dio)
+{
+	close(dio);
+	TEST_ASSERT(!ioctl(loop, LOOP_CLR_FD, 0), "LOOP_CLR_FD failed");
+	close(loop);
+	unlink(DIO_BACKING);
+}
+
+/*
+ * Direct I/O in flight into a shared page refuses its conversion to
+ * private. To hold the I/O in flight for as long as the test needs, the
+ * read's buffer is the guest_memfd page followed by an anonymous page
+ * that userfaultfd leaves missing: the read pins the guest_memfd page,
+ * then waits in the fault on the next one, until the test fills it.
+ */
+static void test_pinned_direct_io(void)
+{
+	uint64_t page = getpagesize(), off = 7 * page;
+	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage zp = { };
+	struct uffd_msg msg;
+	struct dio_read d;
 	struct gmem_vm g;
-	pid_t pid;
+	int loop, uffd;
+	pthread_t thr;
+	uint8_t *win;
+
+	if (!loop_dio_open(2 * page, 0xab, &loop, &d.fd)) {
+		ksft_test_result_skip("pinned by direct I/O: no loop device\n");
+		return;
+	}
+	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
+	host_fill(g.mem, 0, GMEM_SIZE, 0x77);
+
+	/* [page @off of the file, mapped again][a missing anonymous page] */
+	win = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(win != MAP_FAILED, "mmap failed");
+	TEST_ASSERT(mmap(win, page, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, g.fd, off) == win,
+		    "mmap of the guest_memfd page failed");
+	TEST_ASSERT_EQ(win[0], 0x77);
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	TEST_ASSERT(uffd >= 0, "userfaultfd failed");
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API failed");
+	reg.range.start = (uint64_t)win + page;
+	reg.range.len = page;
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_REGISTER, &reg),
+		    "UFFDIO_REGISTER failed");
+
+	d.buf = win;
+	d.len = 2 * page;
+	TEST_ASSERT(!pthread_create(&thr, NULL, dio_read_thread, &d),
+		    "pthread_create failed");
+	/* Once the read faults on its second page it holds the first. */
+	TEST_ASSERT(read(uffd, &msg, sizeof(msg)) == sizeof(msg),
+		    "read of userfaultfd failed");
+	TEST_ASSERT_EQ(msg.event, UFFD_EVENT_PAGEFAULT);
+	TEST_ASSERT_EQ(msg.arg.pagefault.address, (uint64_t)win + page);
+
+	TEST_ASSERT(__convert(g.fd, true, &c) < 0 && errno == EAGAIN,
+		    "conversion of a page under direct I/O must fail with EAGAIN");
+	TEST_ASSERT_EQ(c.error_offset, off);
+	TEST_ASSERT(!host_read_faults(g.mem), "page 0 became private");
+	host_check(g.mem, 0, GMEM_SIZE, 0x77);
+
+	zp.range.start = (uint64_t)win + page;
+	zp.range.len = page;
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_ZEROPAGE, &zp), "UFFDIO_ZEROPAGE failed");
+	TEST_ASSERT(!pthread_join(thr, NULL), "pthread_join failed");
+	TEST_ASSERT_EQ(d.ret, 2 * page);
+	/* The I/O landed in the page, which stayed shared throughout. */
+	host_check(g.mem, off, page, 0xab);
+	host_check(g.mem, 0, off, 0x77);
+
+	close(uffd);
+	munmap(win, 2 * page);
+	loop_dio_close(loop, d.fd);
+
+	convert(g.fd, 0, GMEM_SIZE, true);
+	run_guest(g.vcpu, off, page, 0xab, 0xac);
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_check(g.mem, off, page, 0xac);
+	gmem_vm_destroy(&g);
+	ksft_test_result_pass("page under direct I/O refuses conversion\n");
+}
+
+/* The child's side of test_other_process(): map one page, then obey. */
+static void other_process_child(uint8_t *page_va, int cmd_fd, int ack_fd)
+{
+	bool ok = !host_read_faults(page_va) && *page_va == 0x33;
+	char cmd;
+
+	while (read(cmd_fd, &cmd, 1) == 1) {
+		switch (cmd) {
+		case 'd':	/* drop the mapping, keep the VMA */
+			ok = ok && !madvise(page_va, getpagesize(),
+					    MADV_DONTNEED);
+			break;
+		case 'p':	/* the page must be private now */
+			ok = ok && host_read_faults(page_va);
+			break;
+		}
+		TEST_ASSERT(write(ack_fd, &cmd, 1) == 1, "write failed");
+	}
+	_exit(ok ? 0 : 1);
+}
+
+static void other_process_cmd(int cmd_fd, int ack_fd, char cmd)
+{
 	char b;
 
+	TEST_ASSERT(write(cmd_fd, &cmd, 1) == 1, "write failed");
+	TEST_ASSERT(read(ack_fd, &b, 1) == 1 && b == cmd, "child is gone");
+}
+
+/*
+ * A page another process maps refuses conversion to private with EAGAIN
+ * and its offset, like a pinned page, and nothing changes; the caller's
+ * own mappings are no obstacle, they are removed. Once the other process
+ * dropped its mapping the conversion goes through.
+ */
+static void test_other_process(void)
+{
+	uint64_t page = getpagesize(), off = 5 * page;
+	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
+	int cmd[2], ack[2], status;
+	struct gmem_vm g;
+	pid_t pid;
+
 	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
-	host_fill(g.mem, 0, page, 0x33);
-	TEST_ASSERT(!pipe(ready) && !pipe(go), "pipe failed");
+	/* The parent maps every page of the file. */
+	host_fill(g.mem, 0, GMEM_SIZE, 0x33);
+	TEST_ASSERT(!pipe(cmd) && !pipe(ack), "pipe failed");
 
 	pid = fork();
 	TEST_ASSERT(pid >= 0, "fork failed");
 	if (!pid) {
-		bool ok;
-
-		ok = !host_read_faults(g.mem) && g.mem[0] == 0x33;
-		TEST_ASSERT(write(ready[1], "r", 1) == 1, "write failed");
-		TEST_ASSERT(read(go[0], &b, 1) == 1, "read failed");
-		ok = ok && host_read_faults(g.mem);
-		_exit(ok ? 0 : 1);
+		close(cmd[1]);
+		close(ack[0]);
+		other_process_child(g.mem + off, cmd[0], ack[1]);
 	}
-	TEST_ASSERT(read(ready[0], &b, 1) == 1, "read failed");
-	convert(g.fd, 0, page, true);
-	TEST_ASSERT(write(go[1], "g", 1) == 1, "write failed");
+	close(cmd[0]);
+	close(ack[1]);
+	/* The child has mapped its page once it answers. */
+	other_process_cmd(cmd[1], ack[0], 'r');
+
+	TEST_ASSERT(__convert(g.fd, true, &c) < 0 && errno == EAGAIN,
+		    "conversion of a page another process maps must fail with EAGAIN");
+	TEST_ASSERT_EQ(c.error_offset, off);
+	TEST_ASSERT(!host_read_faults(g.mem), "page 0 became private");
+	TEST_ASSERT(!host_read_faults(g.mem + off), "page 5 became private");
+	host_check(g.mem, 0, GMEM_SIZE, 0x33);
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0x33, 0x34);
+
+	/* Pages only the caller maps convert; its mapping is gone. */
+	convert(g.fd, 0, off, true);
+	TEST_ASSERT(host_read_faults(g.mem), "caller's mapping survived");
+
+	other_process_cmd(cmd[1], ack[0], 'd');
+	convert(g.fd, off, GMEM_SIZE - off, true);
+	other_process_cmd(cmd[1], ack[0], 'p');
+	close(cmd[1]);
 	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid failed");
 	TEST_ASSERT(WIFEXITED(status) && !WEXITSTATUS(status),
-		    "child kept access to a page converted to private");
-	run_guest(g.vcpu, 0, page, 0x33, 0x34);
+		    "the child saw a wrong value or kept access to a private page");
+	close(ack[0]);
+
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0x34, 0x35);
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_check(g.mem, 0, GMEM_SIZE, 0x35);
 	gmem_vm_destroy(&g);
-	ksft_test_result_pass("other process's mapping revoked\n");
+	ksft_test_result_pass("page mapped by another process refuses conversion\n");
 }
 
 static uint64_t run_vcpu_expect_fault(struct kvm_vcpu *vcpu)
@@ -673,12 +875,13 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction failed");
 
 	ksft_print_header();
-	ksft_set_plan(8);
+	ksft_set_plan(9);
 	test_flags();
 	test_mmap();
 	test_bad_input();
 	test_matrix();
 	test_pinned();
+	test_pinned_direct_io();
 	test_other_process();
 	test_file_gone();
 	test_races();
