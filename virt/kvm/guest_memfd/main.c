@@ -171,6 +171,17 @@ static void kvm_gmem_file_invalidate_begin(struct kvm_gmem_inode *gi,
 	}
 }
 
+/* kvm_gmem_file_invalidate_begin() for every file of the inode. */
+static void kvm_gmem_invalidate_files(struct kvm_gmem_inode *gi,
+				      pgoff_t start, pgoff_t end, bool end_too)
+{
+	struct kvm_gmem_file *f;
+
+	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
+	list_for_each_entry(f, &gi->files, entry)
+		kvm_gmem_file_invalidate_begin(gi, f, start, end, end_too);
+}
+
 static void kvm_gmem_file_invalidate_end(struct kvm_gmem_file *f,
 					 pgoff_t start, pgoff_t end)
 {
@@ -196,11 +207,7 @@ static void kvm_gmem_file_invalidate_end(struct kvm_gmem_file *f,
 void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 			       pgoff_t end)
 {
-	struct kvm_gmem_file *f;
-
-	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
-	list_for_each_entry(f, &gi->files, entry)
-		kvm_gmem_file_invalidate_begin(gi, f, start, end, false);
+	kvm_gmem_invalidate_files(gi, start, end, false);
 }
 
 /**
@@ -237,11 +244,7 @@ void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 			 pgoff_t end)
 {
-	struct kvm_gmem_file *f;
-
-	lockdep_assert_held(&gi->vfs_inode.i_mapping->invalidate_lock);
-	list_for_each_entry(f, &gi->files, entry)
-		kvm_gmem_file_invalidate_begin(gi, f, start, end, true);
+	kvm_gmem_invalidate_files(gi, start, end, true);
 }
 
 static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
