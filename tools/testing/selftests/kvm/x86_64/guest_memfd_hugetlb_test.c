@@ -1209,9 +1209,28 @@ static void pin_to_one_cpu(void)
 		    "sched_setaffinity failed");
 }
 
+static void help(const char *name)
+{
+	printf("usage: %s [-r N]\n"
+	       " -r N: run only the 1G mmap race, N times (stress mode)\n",
+	       name);
+	exit(KSFT_FAIL);
+}
+
 int main(int argc, char *argv[])
 {
-	unsigned int i;
+	unsigned int i, races = 0;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "r:h")) != -1) {
+		switch (opt) {
+		case 'r':
+			races = atoi_positive("Number of races", optarg);
+			break;
+		default:
+			help(argv[0]);
+		}
+	}
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) &
 		     BIT(KVM_X86_SW_PROTECTED_VM));
@@ -1228,6 +1247,12 @@ int main(int argc, char *argv[])
 			       read_ulong("/proc/sys/vm/hugetlb_optimize_vmemmap") ?
 			       "on" : "off");
 	signal(SIGBUS, sigbus_handler);
+	if (races) {
+		ksft_set_plan(races);
+		for (i = 0; i < races; i++)
+			test_mmap_race();
+		ksft_finished();
+	}
 	ksft_set_plan(18);
 	test_flags();
 	for (i = 0; i < ARRAY_SIZE(sizes); i++)
