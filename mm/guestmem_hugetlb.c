@@ -35,6 +35,15 @@
  *    anchors below), so it fails with -EAGAIN while anybody else holds a
  *    reference, and lockless page cache lookups wait while it rewrites
  *    the struct pages and the page cache entries (as a THP split does).
+ *    Those lookups spin, inside an RCU read-side section, without ever
+ *    yielding the CPU. So from the freeze to the unfreeze a split or merge
+ *    runs with preemption disabled and never sleeps: descheduled there (at
+ *    a cond_resched(), or preempted by a vCPU thread of higher priority),
+ *    it would wait forever for a lookup that spins on its CPU until the
+ *    folio is unfrozen, whenever both threads are pinned to that CPU, as
+ *    VMMs pin vCPU threads. Anything that may sleep (zeroing, allocating)
+ *    happens before the freeze. Rewriting the struct pages of a 1G folio
+ *    takes a few milliseconds; lookups of the file spin that long.
  *  - Every piece holds one extra reference, its anchor, for as long as it
  *    is a piece. Whoever drops the last other reference therefore never
  *    frees a piece to the buddy allocator: pieces leave the page cache by
@@ -54,8 +63,9 @@
  *    that leaves the file is optimised again before it goes back to the
  *    pool. Files that are never split keep HVO all along.
  *  - A piece is up to date if its pages were zeroed or written. A merge of
- *    pieces of which only some are up to date zeroes the others, so no
- *    stale pool content ever becomes visible and no data is lost.
+ *    pieces of which only some are up to date first zeroes the others (and
+ *    marks them up to date), so no stale pool content ever becomes visible
+ *    and no data is lost.
  *
  * Locking: @lock serializes the lookup-allocate-insert sequence of one
  * file, so that concurrent faults on a missing folio allocate it once and
@@ -297,7 +307,10 @@ EXPORT_SYMBOL_GPL(guestmem_hugetlb_get_folio);
  * Turn the 2^@order frozen, untyped pages at @head into folios of
  * @new_order (bigger or smaller), each with @flags (PG_uptodate, PG_dirty)
  * and page cache position @mapping/@index + offset. Reference counts stay
- * zero: the caller unfreezes the new folios.
+ * zero: the caller unfreezes the new folios. Without @mapping the pages
+ * are outside the page cache and nobody spins on them, so this may yield
+ * the CPU; with it, the caller has preemption disabled (see the top of
+ * this file).
  */
 static void guestmem_reformat(struct page *head, unsigned int order,
 			      unsigned int new_order, unsigned long flags,
@@ -320,7 +333,7 @@ static void guestmem_reformat(struct page *head, unsigned int order,
 #ifdef CONFIG_MEMCG
 		p->memcg_data = 0;
 #endif
-		if (!(i & 511))
+		if (!mapping && !(i & 511))
 			cond_resched();
 	}
 
@@ -370,17 +383,35 @@ static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s,
 	return folio;
 }
 
+/* The count a piece is frozen at: its anchor and its page cache refs. */
+static int guestmem_piece_refs(struct folio *piece, bool in_cache)
+{
+	return 1 + (in_cache ? folio_nr_pages(piece) : 0);
+}
+
+/* Unfreeze the pieces of the first @nr pages at @head. */
+static void guestmem_unfreeze_pieces(struct page *head, unsigned long nr,
+				     bool in_cache)
+{
+	struct folio *piece;
+	unsigned long i;
+
+	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
+		piece = page_folio(head + i);
+		folio_ref_unfreeze(piece, guestmem_piece_refs(piece, in_cache));
+	}
+}
+
 /*
- * Freeze the pieces of the order @order block at @head to @extra beyond
- * their pages' count (the page cache's references, if any). Returns the
- * OR of their flags in *@or and the AND in *@and, or -EAGAIN with nothing
- * frozen.
+ * Freeze the pieces of the order @order block at @head at the count
+ * nobody else holds (guestmem_piece_refs()). Returns the OR of their
+ * flags in *@or and the AND in *@and, or -EAGAIN with nothing frozen.
  */
 static int guestmem_freeze_pieces(struct page *head, unsigned int order,
 				  bool in_cache, unsigned long *or,
 				  unsigned long *and)
 {
-	unsigned long nr = 1UL << order, i, j;
+	unsigned long nr = 1UL << order, i;
 	struct folio *piece;
 
 	*or = 0;
@@ -388,24 +419,25 @@ static int guestmem_freeze_pieces(struct page *head, unsigned int order,
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
 		piece = page_folio(head + i);
 		if (folio_test_hwpoison(piece) || folio_mapped(piece) ||
-		    !folio_ref_freeze(piece, 1 + (in_cache ?
-						  folio_nr_pages(piece) : 0)))
-			goto unfreeze;
+		    !folio_ref_freeze(piece, guestmem_piece_refs(piece,
+								  in_cache))) {
+			guestmem_unfreeze_pieces(head, i, in_cache);
+			return -EAGAIN;
+		}
 		*or |= piece->flags;
 		*and &= piece->flags;
 	}
 	return 0;
-
-unfreeze:
-	for (j = 0; j < i; j += folio_nr_pages(piece)) {
-		piece = page_folio(head + j);
-		folio_ref_unfreeze(piece, 1 + (in_cache ?
-					       folio_nr_pages(piece) : 0));
-	}
-	return -EAGAIN;
 }
 
-/* Zero the pieces that are not up to date in a block being merged. */
+/*
+ * Before a merge: if some pieces of the block are up to date (zeroed or
+ * written) and others are not, zero the others and mark them up to date,
+ * so that the merged folio shows no stale pool content. Each under its
+ * lock, as a fault zeroes a page, and before the freeze, as it sleeps.
+ * The pieces stay pieces meanwhile: the caller holds the backing's lock,
+ * and each piece its anchor.
+ */
 static void guestmem_zero_stale(struct page *head, unsigned int order)
 {
 	unsigned long nr = 1UL << order, i;
@@ -413,25 +445,24 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
 		piece = page_folio(head + i);
-		if (!folio_test_uptodate(piece))
+		if (folio_test_uptodate(piece))
+			break;
+	}
+	if (i >= nr)
+		return;
+
+	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
+		piece = page_folio(head + i);
+		if (folio_test_uptodate(piece))
+			continue;
+		folio_lock(piece);
+		if (!folio_test_uptodate(piece)) {
 			folio_zero_range(piece, 0, folio_size(piece));
+			folio_mark_uptodate(piece);
+		}
+		folio_unlock(piece);
 		cond_resched();
 	}
-}
-
-/*
- * The merge flags of a block: dirty if any piece is, up to date if any
- * is (after the others were zeroed).
- */
-static unsigned long guestmem_merge_flags(struct page *head,
-					  unsigned int order,
-					  unsigned long or, unsigned long and)
-{
-	unsigned long keep = BIT(PG_uptodate) | BIT(PG_dirty);
-
-	if ((or & BIT(PG_uptodate)) && !(and & BIT(PG_uptodate)))
-		guestmem_zero_stale(head, order);
-	return or & keep;
 }
 
 /**
@@ -524,8 +555,14 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	if (ret)
 		goto erase;
 
-	/* The page cache's references and ours; a piece has its anchor. */
+	/*
+	 * The page cache's references and ours; a piece has its anchor.
+	 * Frozen, the folio is not to leave the CPU (see the top of this
+	 * file).
+	 */
+	preempt_disable();
 	if (!folio_ref_freeze(folio, nr + 1 + !hugetlb)) {
+		preempt_enable();
 		ret = -EAGAIN;
 		goto erase;
 	}
@@ -569,6 +606,7 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 				   step + 1);
 	/* Ours too: unlocked and dropped below. */
 	folio_ref_unfreeze(folio, step + 2);
+	preempt_enable();
 	s = NULL;
 	goto unlock;
 
@@ -648,10 +686,19 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	if (ret || i < nr >> sub)
 		goto out;
 
+	guestmem_zero_stale(head, order);
+	/* Frozen, the pieces are not to leave the CPU (top of this file). */
+	preempt_disable();
 	ret = guestmem_freeze_pieces(head, order, true, &or, &and);
 	if (ret)
-		goto out;
-	flags = guestmem_merge_flags(head, order, or, and);
+		goto enable;
+	/* A fault zeroed or filled a piece since: zero the rest first. */
+	if ((or & BIT(PG_uptodate)) && !(and & BIT(PG_uptodate))) {
+		guestmem_unfreeze_pieces(head, nr, true);
+		ret = -EAGAIN;
+		goto enable;
+	}
+	flags = or & (BIT(PG_uptodate) | BIT(PG_dirty));
 
 	folio = page_folio(head);
 	xas_lock_irq(&xas);
@@ -673,6 +720,8 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	} else {
 		folio_ref_unfreeze(folio, nr + 1);
 	}
+enable:
+	preempt_enable();
 out:
 	mutex_unlock(&gh->lock);
 	return ret;
