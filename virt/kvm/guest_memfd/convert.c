@@ -62,17 +62,6 @@ static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 
 	lockdep_assert_held_write(&mapping->invalidate_lock);
 
-	/*
-	 * hugetlb files unmap the whole range up front. With the lazy unmap
-	 * below, the hugetlb race test (guest_memfd_hugetlb_test, race mmap
-	 * 1G) left a folio without references in the page cache, and a
-	 * lookup spun on it; why is not understood yet.
-	 */
-	if (gi->hugetlb) {
-		kvm_gmem_unmap_own(mapping, start, end);
-		unmapped = true;
-	}
-
 	folio_batch_init(&fbatch);
 	while (!ret && filemap_get_folios(mapping, &index, end - 1, &fbatch)) {
 		for (i = 0; i < folio_batch_count(&fbatch); i++) {
