@@ -129,8 +129,13 @@ static void guestmem_orphan_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(guestmem_orphan_work, guestmem_orphan_fn);
 static bool guestmem_reclaim_orphans(void);
 
-/* Ticks an allocation waits for orphans (truncated, still referenced). */
-#define GUESTMEM_ORPHAN_WAIT	100
+/*
+ * How long an allocation that finds the file's subpool full waits for
+ * truncated pages to come back: split ones still referenced wait on the
+ * orphan list, whole ones until their last reference drops. A second:
+ * under a loaded host a passing reference can outlast 100 ms.
+ */
+#define GUESTMEM_ORPHAN_WAIT	HZ
 
 /**
  * guestmem_hugetlb_create() - set up hugetlb backing for a file
@@ -275,13 +280,14 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 	folio = guestmem_hugetlb_alloc(gh);
 	/*
 	 * A page truncated while briefly referenced counts against the file
-	 * until the orphan work frees it; wait for that a little.
+	 * until it is freed: by the orphan work if it was split, by its
+	 * last folio_put() if not. Wait for that a little.
 	 */
 	for (tries = GUESTMEM_ORPHAN_WAIT; !folio && tries; tries--) {
-		if (guestmem_reclaim_orphans())
-			tries = 1;
-		else
-			schedule_timeout_uninterruptible(1);
+		if (fatal_signal_pending(current))
+			break;
+		guestmem_reclaim_orphans();
+		schedule_timeout_uninterruptible(1);
 		folio = guestmem_hugetlb_alloc(gh);
 	}
 	if (!folio) {
