@@ -17,7 +17,10 @@
  * The one exception is the common single-page case: an update inside one
  * word of a chunk that leaves the block non-uniform stores that word in
  * place (gmem_update_word()); a page's state never spans words, so each
- * page still reads as before or after the update.
+ * page still reads as before or after the update. The other single-page
+ * case, the first page of a uniform block to change, takes a short cut
+ * too (gmem_update_split()): one new chunk stored into the value range,
+ * without the general planning below.
  *
  * Every update goes through kvm_gmem_state_update(): it first plans the new
  * entries of the affected range (the 2M-aligned hull of the request, merged
@@ -413,15 +416,17 @@ static bool gmem_words_uniform(const unsigned long *words,
  * Plan one 2M block [@bs, @be] whose current entry is @entry, applying
  * (state | @set) & ~@clear to pages [@start, @end) of it.
  */
-static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
-			   pgoff_t be, pgoff_t start, pgoff_t end,
-			   unsigned int set, unsigned int clear)
+/*
+ * The words of a block whose first @nvalid pages are described by @entry
+ * (a chunk or a value), with (state | @set) & ~@clear applied to its pages
+ * [@a, @b] (block-relative); pages beyond @nvalid are 0.
+ */
+static void gmem_block_words(unsigned long *words, void *entry,
+			     unsigned long nvalid, unsigned long a,
+			     unsigned long b, unsigned int set,
+			     unsigned int clear)
 {
-	unsigned long words[GMEM_CHUNK_WORDS];
-	unsigned long nvalid = be - bs + 1;
-	unsigned long a = max(start, bs) - bs, b = min(end - 1, be) - bs;
 	struct kvm_gmem_chunk *old = gmem_is_chunk(entry) ? entry : NULL;
-	struct kvm_gmem_chunk *c;
 	unsigned int w;
 
 	for (w = 0; w < GMEM_CHUNK_WORDS; w++) {
@@ -442,6 +447,19 @@ static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 		m = gmem_page_mask(max(a, pa) - pa, min(b, pb) - pa);
 		words[w] = gmem_word_apply(words[w], m, set, clear);
 	}
+}
+
+static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
+			   pgoff_t be, pgoff_t start, pgoff_t end,
+			   unsigned int set, unsigned int clear)
+{
+	unsigned long words[GMEM_CHUNK_WORDS];
+	unsigned long nvalid = be - bs + 1;
+	struct kvm_gmem_chunk *old = gmem_is_chunk(entry) ? entry : NULL;
+	struct kvm_gmem_chunk *c;
+
+	gmem_block_words(words, entry, nvalid, max(start, bs) - bs,
+			 min(end - 1, be) - bs, set, clear);
 
 	if (gmem_words_uniform(words, nvalid)) {
 		if (old) {
@@ -804,22 +822,17 @@ static bool gmem_chunk_uniform_with(const struct kvm_gmem_chunk *c,
  * period. Returns 1 if it stored the word, 0 if the pages had the state
  * already, or -EAGAIN, with nothing changed, if the slow path must run.
  */
-static int gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
-			    pgoff_t start, pgoff_t end, unsigned int set,
-			    unsigned int clear)
+static int gmem_update_word(struct kvm_gmem_state *s,
+			    struct kvm_gmem_chunk *c, pgoff_t start,
+			    pgoff_t end, unsigned int set, unsigned int clear)
 {
-	MA_STATE(mas, mt, start, start);
 	pgoff_t base = round_down(start, KVM_GMEM_BLOCK_PAGES);
 	unsigned long nvalid = min_t(pgoff_t, KVM_GMEM_BLOCK_PAGES,
 				     s->nr_pages - base);
 	unsigned long a = start - base, b = end - 1 - base;
 	unsigned long w = a / GMEM_PAGES_PER_WORD, pa, m, word;
-	struct kvm_gmem_chunk *c;
 
 	if (b / GMEM_PAGES_PER_WORD != w)
-		return -EAGAIN;
-	c = mas_walk(&mas);
-	if (!gmem_is_chunk(c))
 		return -EAGAIN;
 
 	pa = w * GMEM_PAGES_PER_WORD;
@@ -834,6 +847,77 @@ static int gmem_update_word(struct kvm_gmem_state *s, struct maple_tree *mt,
 	return 1;
 }
 
+/*
+ * Fast path of the other common single-page case: an update inside one 2M
+ * block of a value range that leaves the block non-uniform (the first
+ * page of a uniform block to change). The block gets a chunk, stored into
+ * the range in place if the maple tree rewrites or splits one leaf for it
+ * (see gmem_prepare_in_place()); the block's 1G block is then not uniform
+ * either. @mas walked to @start and found value @entry. Saves the general
+ * path's planning, its walks to classify the store and to refresh the 1G
+ * table, and its uniformity scan. Returns 1 if it stored the chunk, 0 if
+ * the pages had the state already, or -EAGAIN, with nothing changed, if
+ * the general path must run; or -ENOMEM, with nothing changed.
+ */
+static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
+			     void *entry, pgoff_t start, pgoff_t end,
+			     unsigned int set, unsigned int clear)
+{
+	pgoff_t bs = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t be = min(bs + KVM_GMEM_BLOCK_PAGES, s->nr_pages) - 1;
+	unsigned long g = bs >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned int st = xa_to_value(entry);
+	struct kvm_gmem_chunk *c;
+	u8 *fresh[2] = { NULL, NULL };
+	u8 *leaf;
+	int ret;
+
+	if (end - 1 > be || !xa_is_value(entry))
+		return -EAGAIN;
+	if (((st | set) & ~clear) == st)
+		return 0;
+	/* All of the block changes: it stays uniform (general path). */
+	if (start == bs && end - 1 == be)
+		return -EAGAIN;
+
+	c = kmem_cache_alloc(kvm_gmem_chunk_cache, GMEM_GFP);
+	if (!c)
+		return -ENOMEM;
+	gmem_block_words(c->bits, entry, be - bs + 1, start - bs, end - 1 - bs,
+			 set, clear);
+	ret = gmem_blk_prepare(s, start, end, fresh);
+	if (!ret) {
+		struct gmem_run r = { .first = bs, .last = be, .entry = c };
+
+		ret = gmem_prepare_in_place(mas, &r);
+	}
+	if (ret) {
+		kvfree(fresh[0]);
+		kmem_cache_free(kvm_gmem_chunk_cache, c);
+		return ret;
+	}
+	mas_store_prealloc(mas, c);
+	s->nr_chunks++;
+
+	/* The 1G tables, after the tree, as gmem_blk_update() does. */
+	if (s->gig_blk) {
+		leaf = fresh[0] ?: s->gig_blk[g];
+		if (fresh[0])
+			memset(leaf, s->gig_state[g], KVM_GMEM_BLOCKS_PER_GIG);
+		if (leaf)
+			WRITE_ONCE(leaf[(bs >> KVM_GMEM_STATE_ORDER_2M) &
+					(KVM_GMEM_BLOCKS_PER_GIG - 1)], 0);
+		if (fresh[0]) {
+			/* Publish the filled leaf; pairs with the lookup's acquire. */
+			smp_store_release(&s->gig_blk[g], fresh[0]);
+			s->nr_blk_leaves++;
+		}
+	}
+	if (s->gig_state)
+		WRITE_ONCE(s->gig_state[g], 0);
+	return 1;
+}
+
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear)
 {
@@ -844,6 +928,7 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 	long structural = -1;
 	u8 *fresh[2] = { NULL, NULL };
 	struct gmem_plan p;
+	void *entry;
 	int ret;
 
 	lockdep_assert_held_write(s->lock);
@@ -854,9 +939,16 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		return 0;
 
 	t = gmem_tree_locked(s);
-	ret = gmem_update_word(s, &t->mt, start, end, set, clear);
+	mas.tree = &t->mt;
+	mas_set(&mas, start);
+	entry = mas_walk(&mas);
+	if (gmem_is_chunk(entry))
+		ret = gmem_update_word(s, entry, start, end, set, clear);
+	else
+		ret = gmem_update_split(s, &mas, entry, start, end, set, clear);
 	if (ret != -EAGAIN)
 		return ret;
+	mas_reset(&mas);
 
 	gmem_plan_init(&p);
 	ret = gmem_plan_update(s, &t->mt, &p, start, end, set, clear);
