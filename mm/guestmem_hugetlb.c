@@ -273,26 +273,29 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 		return folio;
 
 	mutex_lock(&gh->lock);
-	folio = filemap_lock_folio(mapping, index);
-	if (!IS_ERR(folio))
-		goto out;
-
-	folio = guestmem_hugetlb_alloc(gh);
-	/*
-	 * A page truncated while briefly referenced counts against the file
-	 * until it is freed: by the orphan work if it was split, by its
-	 * last folio_put() if not. Wait for that a little.
-	 */
-	for (tries = GUESTMEM_ORPHAN_WAIT; !folio && tries; tries--) {
-		if (fatal_signal_pending(current))
+	for (tries = GUESTMEM_ORPHAN_WAIT; ; tries--) {
+		folio = filemap_lock_folio(mapping, index);
+		if (!IS_ERR(folio))
+			goto out;
+		folio = guestmem_hugetlb_alloc(gh);
+		if (folio)
 			break;
+		if (!tries || fatal_signal_pending(current)) {
+			folio = ERR_PTR(-ENOMEM);
+			goto out;
+		}
+		/*
+		 * A page truncated while briefly referenced counts against
+		 * the file until it is freed: by the orphan work if it was
+		 * split, by its last folio_put() if not. And a fault racing
+		 * with a hole punch gets here before the punch freed the
+		 * split pages it truncated, which it does under @lock. Wait
+		 * a little, without @lock, and look again.
+		 */
+		mutex_unlock(&gh->lock);
 		guestmem_reclaim_orphans();
 		schedule_timeout_uninterruptible(1);
-		folio = guestmem_hugetlb_alloc(gh);
-	}
-	if (!folio) {
-		folio = ERR_PTR(-ENOMEM);
-		goto out;
+		mutex_lock(&gh->lock);
 	}
 
 	__folio_set_locked(folio);
