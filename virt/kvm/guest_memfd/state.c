@@ -426,26 +426,30 @@ static void gmem_block_words(unsigned long *words, void *entry,
 			     unsigned long b, unsigned int set,
 			     unsigned int clear)
 {
-	struct kvm_gmem_chunk *old = gmem_is_chunk(entry) ? entry : NULL;
-	unsigned int w;
+	unsigned long rep = GMEM_REP(xa_to_value(entry));
+	unsigned int w, wv = DIV_ROUND_UP(nvalid, GMEM_PAGES_PER_WORD);
 
-	for (w = 0; w < GMEM_CHUNK_WORDS; w++) {
+	if (gmem_is_chunk(entry))
+		memcpy(words, ((struct kvm_gmem_chunk *)entry)->bits,
+		       sizeof(unsigned long) * GMEM_CHUNK_WORDS);
+	else
+		for (w = 0; w < GMEM_CHUNK_WORDS; w++)
+			words[w] = rep;
+	/* Keep pages beyond the end of the file at 0. */
+	for (w = wv; w < GMEM_CHUNK_WORDS; w++)
+		words[w] = 0;
+	if (nvalid % GMEM_PAGES_PER_WORD)
+		words[wv - 1] &= gmem_page_mask(0, nvalid % GMEM_PAGES_PER_WORD - 1);
+
+	/* @a <= @b < @nvalid: the words holding them are valid. */
+	for (w = a / GMEM_PAGES_PER_WORD; w <= b / GMEM_PAGES_PER_WORD; w++) {
 		unsigned long pa = w * GMEM_PAGES_PER_WORD;
 		unsigned long pb = pa + GMEM_PAGES_PER_WORD - 1;
-		unsigned long m;
 
-		words[w] = old ? old->bits[w] : GMEM_REP(xa_to_value(entry));
-		if (pa >= nvalid) {
-			words[w] = 0;
-			continue;
-		}
-		/* Keep pages beyond the end of the file at 0. */
-		if (pb >= nvalid)
-			words[w] &= gmem_page_mask(0, nvalid - 1 - pa);
-		if (b < pa || a > pb)
-			continue;
-		m = gmem_page_mask(max(a, pa) - pa, min(b, pb) - pa);
-		words[w] = gmem_word_apply(words[w], m, set, clear);
+		words[w] = gmem_word_apply(words[w],
+					   gmem_page_mask(max(a, pa) - pa,
+							  min(b, pb) - pa),
+					   set, clear);
 	}
 }
 
