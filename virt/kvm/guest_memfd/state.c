@@ -413,10 +413,6 @@ static bool gmem_words_uniform(const unsigned long *words,
 }
 
 /*
- * Plan one 2M block [@bs, @be] whose current entry is @entry, applying
- * (state | @set) & ~@clear to pages [@start, @end) of it.
- */
-/*
  * The words of a block whose first @nvalid pages are described by @entry
  * (a chunk or a value), with (state | @set) & ~@clear applied to its pages
  * [@a, @b] (block-relative); pages beyond @nvalid are 0.
@@ -426,7 +422,6 @@ static void gmem_block_words(unsigned long *words, void *entry,
 			     unsigned long b, unsigned int set,
 			     unsigned int clear)
 {
-	unsigned long rep = GMEM_REP(xa_to_value(entry));
 	unsigned int w, wv = DIV_ROUND_UP(nvalid, GMEM_PAGES_PER_WORD);
 
 	if (gmem_is_chunk(entry))
@@ -434,7 +429,7 @@ static void gmem_block_words(unsigned long *words, void *entry,
 		       sizeof(unsigned long) * GMEM_CHUNK_WORDS);
 	else
 		for (w = 0; w < GMEM_CHUNK_WORDS; w++)
-			words[w] = rep;
+			words[w] = GMEM_REP(xa_to_value(entry));
 	/* Keep pages beyond the end of the file at 0. */
 	for (w = wv; w < GMEM_CHUNK_WORDS; w++)
 		words[w] = 0;
@@ -453,6 +448,10 @@ static void gmem_block_words(unsigned long *words, void *entry,
 	}
 }
 
+/*
+ * Plan one 2M block [@bs, @be] whose current entry is @entry, applying
+ * (state | @set) & ~@clear to pages [@start, @end) of it.
+ */
 static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 			   pgoff_t be, pgoff_t start, pgoff_t end,
 			   unsigned int set, unsigned int clear)
@@ -869,11 +868,11 @@ static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 {
 	pgoff_t bs = round_down(start, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t be = min(bs + KVM_GMEM_BLOCK_PAGES, s->nr_pages) - 1;
-	unsigned long g = bs >> KVM_GMEM_STATE_ORDER_1G;
 	unsigned int st = xa_to_value(entry);
-	struct kvm_gmem_chunk *c;
 	u8 *fresh[2] = { NULL, NULL };
-	u8 *leaf;
+	struct gmem_run r = { .first = bs, .last = be };
+	struct gmem_plan p = { .runs = &r, .nr = 1, .cap = 1 };
+	struct kvm_gmem_chunk *c;
 	int ret;
 
 	if (end - 1 > be || !xa_is_value(entry))
@@ -889,12 +888,10 @@ static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 		return -ENOMEM;
 	gmem_block_words(c->bits, entry, be - bs + 1, start - bs, end - 1 - bs,
 			 set, clear);
+	r.entry = c;
 	ret = gmem_blk_prepare(s, start, end, fresh);
-	if (!ret) {
-		struct gmem_run r = { .first = bs, .last = be, .entry = c };
-
+	if (!ret)
 		ret = gmem_prepare_in_place(mas, &r);
-	}
 	if (ret) {
 		kvfree(fresh[0]);
 		kmem_cache_free(kvm_gmem_chunk_cache, c);
@@ -903,22 +900,10 @@ static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 	mas_store_prealloc(mas, c);
 	s->nr_chunks++;
 
-	/* The 1G tables, after the tree, as gmem_blk_update() does. */
-	if (s->gig_blk) {
-		leaf = fresh[0] ?: s->gig_blk[g];
-		if (fresh[0])
-			memset(leaf, s->gig_state[g], KVM_GMEM_BLOCKS_PER_GIG);
-		if (leaf)
-			WRITE_ONCE(leaf[(bs >> KVM_GMEM_STATE_ORDER_2M) &
-					(KVM_GMEM_BLOCKS_PER_GIG - 1)], 0);
-		if (fresh[0]) {
-			/* Publish the filled leaf; pairs with the lookup's acquire. */
-			smp_store_release(&s->gig_blk[g], fresh[0]);
-			s->nr_blk_leaves++;
-		}
-	}
+	/* The 1G tables, after the tree: the block's 1G block is mixed now. */
+	gmem_blk_update(s, &p, start, end, fresh);
 	if (s->gig_state)
-		WRITE_ONCE(s->gig_state[g], 0);
+		WRITE_ONCE(s->gig_state[bs >> KVM_GMEM_STATE_ORDER_1G], 0);
 	return 1;
 }
 
