@@ -18,7 +18,7 @@ echo
 echo "instructions/op (callgrind; loop overhead of about 20 Ir included; the"
 echo "uf_clear rows call the state's inline fast path and clear_bit() alike"
 echo "through one noinline wrapper; lookup hits whole 2M blocks, lookup_chunk"
-echo "only 2M blocks with differing pages, which take a maple tree walk)"
+echo "only 2M blocks with differing pages, read through their 1G leaf)"
 for size in $((1 << 28)) $((1 << 20)); do
 	[ "$size" = $((1 << 28)) ] && name="1 TiB" || name="4 GiB"
 	printf "%s file\n  %-12s %14s %14s %14s\n" "$name" "Ir/op" "${impls[@]}"

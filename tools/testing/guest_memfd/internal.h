@@ -101,6 +101,23 @@ static inline void *kvcalloc(size_t n, size_t size, gfp_t gfp)
 	return kvmalloc_array(n, size, gfp | __GFP_ZERO);
 }
 
+/* Single-threaded harness: a reader never waits for a writer. */
+static inline void cpu_relax(void)
+{
+}
+
+/* First byte of [@start, @start + @bytes) that is not @c, or NULL. */
+static inline void *memchr_inv(const void *start, int c, size_t bytes)
+{
+	const unsigned char *p = start;
+	size_t i;
+
+	for (i = 0; i < bytes; i++)
+		if (p[i] != (unsigned char)c)
+			return (void *)&p[i];
+	return NULL;
+}
+
 #include "../../../virt/kvm/guest_memfd/state.h"
 
 #endif /* __KVM_GMEM_INTERNAL_H */

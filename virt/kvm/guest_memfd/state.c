@@ -6,11 +6,17 @@
  * Faultability tree
  * -----------------
  * Inside the file every index has a non-NULL entry: xa_mk_value(state) for
- * a range of whole 2M blocks (the last block may be cut short by the end of
- * the file), or a chunk pointer for exactly one 2M block whose pages differ.
- * Beyond the file the tree is NULL. Keeping state 0 as a value (not NULL)
- * means no store ever extends itself over a neighbouring NULL range, which
- * makes the allocation needs of a store predictable (see below).
+ * a range of whole 2M blocks with one state (the last block may be cut
+ * short by the end of the file); GMEM_LEAF_ENTRY, a value too, for a range
+ * of whole 1G blocks that are not uniform, whose 2M blocks their leaves in
+ * the 1G table describe (see below); or, only where there is no leaf (the
+ * partial 1G block at the end of the file, files without a 1G table), a
+ * chunk pointer for exactly one 2M block whose pages differ. Beyond the
+ * file the tree is NULL. Keeping state 0 as a value (not NULL) means no
+ * store ever extends itself over a neighbouring NULL range, which makes
+ * the allocation needs of a store predictable (see below). Equal
+ * neighbouring values are always merged: the layout depends only on the
+ * page states.
  *
  * Chunks are copy-on-write: a changed block gets a new chunk and the old one
  * is freed after an RCU grace period, so readers see one consistent block.
@@ -18,14 +24,18 @@
  * word of a chunk that leaves the block non-uniform stores that word in
  * place (gmem_update_word()); a page's state never spans words, so each
  * page still reads as before or after the update. The other single-page
- * case, the first page of a uniform block to change, takes a short cut
- * too (gmem_update_split()): one new chunk stored into the value range,
- * without the general planning below.
+ * case, the first page of a uniform 2M block to change, takes a short cut
+ * too: in a 1G block that is not uniform, a new chunk in its leaf and no
+ * tree store at all (gmem_update_leaf_split()); without a leaf, one new
+ * chunk stored into the value range (gmem_update_split()).
  *
- * Every update goes through kvm_gmem_state_update(): it first plans the new
- * entries of the affected range (the 2M-aligned hull of the request, merged
- * with equal neighbours) without touching the tree, allocating any new
- * chunk, then commits. A planned entry either
+ * Every other update goes through the general path of
+ * kvm_gmem_state_update(). It first plans, without changing anything and
+ * allocating any new chunk, the new entry of every 2M block of the hull
+ * of the request (gmem_plan_update()), then the tree entries: a whole 1G
+ * block with a leaf becomes one entry, its state if it is uniform
+ * afterwards, GMEM_LEAF_ENTRY if not, and the first and last entries merge
+ * with equal neighbours (gmem_plan_tree()). A planned tree entry either
  *  - equals the existing entry (nothing to do),
  *  - replaces exactly one existing entry with the same range (an "exact
  *    fit" store: the maple tree swaps one slot and never allocates), or
@@ -38,9 +48,11 @@
  * parents, the old ones freed after a grace period); it is preallocated
  * before anything changes, so the commit cannot fail. Any other update
  * (several structural entries, or one that rebalances or spans nodes) is
- * applied to a private __mt_dup() copy of the tree outside RCU mode, and
- * the copy replaces the tree under RCU; a failure just drops the copy.
- * Either way an allocation failure leaves the map exactly as it was.
+ * applied to a private __mt_dup() copy of the tree outside RCU mode, which
+ * replaces the tree under RCU; a failure just drops the copy. Only then,
+ * with nothing left that can fail, do the leaves take the new 2M entries,
+ * and then the tree its entries. Either way an allocation failure leaves
+ * the map exactly as it was.
  *
  * Rebalancing and spanning stores, which collect whole dead subtrees for
  * mt_free_walk(), never run on the live tree: with them done in place, the
@@ -48,30 +60,42 @@
  * maple node that was both still in the tree and in a dead subtree queued
  * for mt_free_walk(). Splits in place pass that test, the failing seed
  * included. A copy costs O(tree nodes); the tree stays small because a
- * fragmented 2M block costs one entry (see below).
+ * fragmented 1G block costs one entry.
  *
- * Bound: a block costs at most one entry and one chunk, so a file where
- * every other page differs costs 512 chunks of 144 bytes plus about 40 tree
- * nodes of 256 bytes per GiB, about 82 KiB.
+ * Bound: a 2M block costs at most one chunk, and a 1G block one leaf, so a
+ * file where every other page differs costs 512 chunks of 144 bytes plus a
+ * leaf of 4.5 KiB per GiB, about 77 KiB.
  *
  * 1G table
  * --------
  * gig_state[] holds a byte per 1G block of the file: the state plus one if
  * one value entry covers the whole block, else 0. A whole 1G block that is
- * not uniform has a leaf in gig_blk[] with a byte per 2M block: the state
- * plus one for a value entry, 0 for a chunk. Both depend only on the page
- * states, so after a committed update only the blocks of the request need
- * a fresh look (merges with neighbours change no state). Only a 1G block
- * the request covers in part can stop being uniform, so an update needs at
+ * or was not uniform has a leaf in gig_blk[] (struct kvm_gmem_blk_leaf):
+ * per 2M block the state plus one if the block has one state, else 0 and
+ * a pointer to its chunk. A leaf always describes its block, uniform or
+ * not; it is the only description of the 2M blocks of a block that is not
+ * uniform, for which the tree holds GMEM_LEAF_ENTRY. Only a 1G block the
+ * request covers in part can stop being uniform, so an update needs at
  * most two new leaves, allocated before anything changes; leaves are freed
- * only on destroy. Writers store the bytes after the tree and publish a
- * leaf after filling it; a reader takes state and order from one byte, so
- * it sees that block either before or after a concurrent update, as with
- * the tree. Only a chunk, the partial 1G block at the end of the file, or
- * a file above KVM_GMEM_UF_MAX_GIGS (no tables) needs a tree walk; as a
- * value entry covers whole 2M blocks and a chunk exactly one, that walk
- * needs the span of the entry only without tables. The tables cost 9 bytes
- * per GiB of file plus 512 bytes per GiB that was ever not uniform.
+ * only on destroy.
+ *
+ * Ordering: a new leaf is filled, then published; the leaves take an
+ * update before the tree, and the 1G bytes follow the tree (with release
+ * stores that lookups pair with acquire loads). So a 1G byte or a tree
+ * entry that sends a reader to a leaf is stored after the leaf describes
+ * the block, and a leaf of a block that is uniform before and after the
+ * update is not read. Within a leaf, a 2M block turning into a chunk gets
+ * its pointer, then its byte 0; one turning uniform its byte, then a NULL
+ * pointer (gmem_leaf_set()): a reader that finds a NULL pointer behind a 0
+ * byte reads the byte again (gmem_leaf_lookup()). So a reader sees each
+ * block either before or after a concurrent update, as with the tree.
+ *
+ * A lookup in a file with the tables needs no tree walk except in the
+ * partial 1G block at the end of the file; a file above
+ * KVM_GMEM_UF_MAX_GIGS (no tables) walks the tree, and as a value entry
+ * covers whole 2M blocks and a chunk exactly one, the walk needs the span
+ * of the entry only for a 1G order. The tables cost 9 bytes per GiB of
+ * file plus 4.5 KiB per GiB that was ever not uniform.
  *
  * Userfault bits
  * --------------
@@ -118,7 +142,24 @@ struct kvm_gmem_state_tree {
 	struct rcu_head rcu;
 };
 
+/*
+ * Tree value of whole 1G blocks that are not uniform: their 2M blocks are
+ * described by their leaves (files with a 1G table only).
+ */
+#define GMEM_LEAF		(KVM_GMEM_STATE_MASK + 1)
+#define GMEM_LEAF_ENTRY		xa_mk_value(GMEM_LEAF)
+
+/*
+ * 1G leaf: per 2M block, the state plus one if the block has one state,
+ * else 0 and the block's chunk; NULL chunk pointers for the others.
+ */
+struct kvm_gmem_blk_leaf {
+	u8 val[KVM_GMEM_BLOCKS_PER_GIG];
+	struct kvm_gmem_chunk __rcu *chunk[KVM_GMEM_BLOCKS_PER_GIG];
+};
+
 static struct kmem_cache *kvm_gmem_chunk_cache;
+static struct kmem_cache *kvm_gmem_leaf_cache;
 
 #define GMEM_MT_FLAGS		(MT_FLAGS_USE_RCU | MT_FLAGS_LOCK_EXTERN)
 #define GMEM_GFP		GFP_KERNEL_ACCOUNT
@@ -136,8 +177,15 @@ int kvm_gmem_state_cache_init(void)
 	kvm_gmem_chunk_cache = kmem_cache_create("kvm_gmem_state_chunk",
 						 sizeof(struct kvm_gmem_chunk),
 						 0, SLAB_ACCOUNT, NULL);
-	if (kvm_gmem_chunk_cache)
+	kvm_gmem_leaf_cache = kmem_cache_create("kvm_gmem_state_leaf",
+						sizeof(struct kvm_gmem_blk_leaf),
+						0, SLAB_ACCOUNT, NULL);
+	if (kvm_gmem_chunk_cache && kvm_gmem_leaf_cache)
 		return 0;
+	kmem_cache_destroy(kvm_gmem_chunk_cache);
+	kmem_cache_destroy(kvm_gmem_leaf_cache);
+	kvm_gmem_chunk_cache = NULL;
+	kvm_gmem_leaf_cache = NULL;
 	kvm_gmem_chunk_cache_users--;
 	return -ENOMEM;
 }
@@ -149,7 +197,9 @@ void kvm_gmem_state_cache_exit(void)
 		return;
 	rcu_barrier();
 	kmem_cache_destroy(kvm_gmem_chunk_cache);
+	kmem_cache_destroy(kvm_gmem_leaf_cache);
 	kvm_gmem_chunk_cache = NULL;
+	kvm_gmem_leaf_cache = NULL;
 }
 
 static inline bool gmem_is_chunk(void *entry)
@@ -164,6 +214,60 @@ static inline unsigned int gmem_chunk_get(const struct kvm_gmem_chunk *c,
 	return (READ_ONCE(c->bits[off / GMEM_PAGES_PER_WORD]) >>
 		((off % GMEM_PAGES_PER_WORD) * KVM_GMEM_STATE_BITS)) &
 	       KVM_GMEM_STATE_MASK;
+}
+
+/* The 2M block of @index within its 1G block. */
+static inline unsigned long gmem_blk_of(pgoff_t index)
+{
+	return (index >> KVM_GMEM_STATE_ORDER_2M) & (KVM_GMEM_BLOCKS_PER_GIG - 1);
+}
+
+/* Whether 1G block @g is wholly in a file with a 1G table (it has leaves). */
+static inline bool gmem_gig_leafy(struct kvm_gmem_state *s, unsigned long g)
+{
+	return s->gig_blk &&
+	       (g + 1) << KVM_GMEM_STATE_ORDER_1G <= s->nr_pages;
+}
+
+/*
+ * State of page @index from leaf @leaf, and the largest order, at most
+ * @max_order, over which it is uniform (2M at most). Leaves live until
+ * the file goes; chunks are read under the RCU read lock. A writer turning
+ * a chunk into a value stores the byte and then clears the pointer, and
+ * the other way round sets the pointer and then the byte
+ * (gmem_leaf_set()): a cleared pointer behind a zero byte means the byte
+ * has just changed, so read it again.
+ */
+static __always_inline unsigned int
+gmem_leaf_lookup(struct kvm_gmem_blk_leaf *leaf, pgoff_t index,
+		 unsigned int max_order, unsigned int *order)
+{
+	unsigned long b = gmem_blk_of(index);
+	struct kvm_gmem_chunk *c;
+	unsigned int st;
+	u8 v;
+
+	for (;;) {
+		/* Pairs with the release stores in gmem_leaf_set(). */
+		v = smp_load_acquire(&leaf->val[b]);
+		if (v) {
+			*order = max_order >= KVM_GMEM_STATE_ORDER_2M ?
+				 KVM_GMEM_STATE_ORDER_2M : 0;
+			return v - 1;
+		}
+		rcu_read_lock();
+		c = rcu_dereference(leaf->chunk[b]);
+		if (c) {
+			st = gmem_chunk_get(c, index & (KVM_GMEM_BLOCK_PAGES - 1));
+			rcu_read_unlock();
+			*order = 0;
+			return st;
+		}
+		rcu_read_unlock();
+		/* The pointer load before the byte load again. */
+		smp_rmb();
+		cpu_relax();
+	}
 }
 
 static void gmem_chunk_free_rcu(struct rcu_head *head)
@@ -201,6 +305,46 @@ static void gmem_tree_free_rcu(struct rcu_head *head)
 static inline struct kvm_gmem_state_tree *gmem_tree_locked(struct kvm_gmem_state *s)
 {
 	return rcu_dereference_protected(s->tree, lockdep_is_held(s->lock));
+}
+
+/* Entry of 2M block @b of leaf @leaf: a value or its chunk. */
+static void *gmem_leaf_entry(struct kvm_gmem_state *s,
+			     struct kvm_gmem_blk_leaf *leaf, unsigned long b)
+{
+	u8 v = leaf->val[b];
+
+	if (v)
+		return xa_mk_value(v - 1);
+	return rcu_dereference_protected(leaf->chunk[b],
+					 lockdep_is_held(s->lock));
+}
+
+/*
+ * Make @entry (a value or a chunk) the entry of 2M block @b of leaf @leaf,
+ * in the order gmem_leaf_lookup() relies on.
+ */
+static void gmem_leaf_set(struct kvm_gmem_blk_leaf *leaf, unsigned long b,
+			  void *entry)
+{
+	if (gmem_is_chunk(entry)) {
+		rcu_assign_pointer(leaf->chunk[b], entry);
+		/* The chunk before the byte that sends readers to it. */
+		smp_store_release(&leaf->val[b], 0);
+	} else {
+		WRITE_ONCE(leaf->val[b], xa_to_value(entry) + 1);
+		/* The byte before the pointer that sends readers back to it. */
+		smp_store_release((struct kvm_gmem_chunk __force **)&leaf->chunk[b],
+				  NULL);
+	}
+}
+
+/* The leaf of 1G block @g if its 2M blocks are described there, or NULL. */
+static struct kvm_gmem_blk_leaf *gmem_leaf_locked(struct kvm_gmem_state *s,
+						  unsigned long g)
+{
+	if (!gmem_gig_leafy(s, g) || s->gig_state[g])
+		return NULL;
+	return s->gig_blk[g];
 }
 
 int kvm_gmem_state_init(struct kvm_gmem_state *s, struct rw_semaphore *lock,
@@ -254,6 +398,23 @@ nomem:
 	return -ENOMEM;
 }
 
+/* Free @leaf and, after a grace period, its chunks. */
+static void gmem_leaf_free(struct kvm_gmem_blk_leaf *leaf)
+{
+	struct kvm_gmem_chunk *c;
+	unsigned long b;
+
+	if (!leaf)
+		return;
+	for (b = 0; b < KVM_GMEM_BLOCKS_PER_GIG; b++) {
+		/* No reader or writer is left. */
+		c = rcu_dereference_protected(leaf->chunk[b], true);
+		if (c)
+			call_rcu(&c->rcu, gmem_chunk_free_rcu);
+	}
+	kmem_cache_free(kvm_gmem_leaf_cache, leaf);
+}
+
 void kvm_gmem_state_destroy(struct kvm_gmem_state *s)
 {
 	struct kvm_gmem_state_tree *t;
@@ -287,7 +448,7 @@ void kvm_gmem_state_destroy(struct kvm_gmem_state *s)
 	}
 	if (s->gig_blk) {
 		for (g = 0; g < DIV_ROUND_UP(s->nr_pages, KVM_GMEM_GIG_PAGES); g++)
-			kvfree(s->gig_blk[g]);
+			gmem_leaf_free(s->gig_blk[g]);
 	}
 	kvfree(s->gig_blk);
 	kvfree(s->gig_state);
@@ -316,6 +477,7 @@ struct gmem_plan {
 	struct kvm_gmem_chunk *dead;	/* replaced by this update */
 	unsigned long nr_fresh;
 	unsigned long nr_dead;
+	bool changed;			/* a page changes state */
 	struct gmem_run inline_runs[GMEM_INLINE_RUNS];
 };
 
@@ -328,6 +490,7 @@ static void gmem_plan_init(struct gmem_plan *p)
 	p->dead = NULL;
 	p->nr_fresh = 0;
 	p->nr_dead = 0;
+	p->changed = false;
 }
 
 static void gmem_plan_release(struct gmem_plan *p, bool failed)
@@ -465,17 +628,22 @@ static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 			 min(end - 1, be) - bs, set, clear);
 
 	if (gmem_words_uniform(words, nvalid)) {
+		void *val = xa_mk_value(words[0] & KVM_GMEM_STATE_MASK);
+
 		if (old) {
 			old->next = p->dead;
 			p->dead = old;
 			p->nr_dead++;
 		}
-		return gmem_plan_push(p, bs, be,
-				      xa_mk_value(words[0] & KVM_GMEM_STATE_MASK));
+		if (val != entry)
+			p->changed = true;
+		return gmem_plan_push(p, bs, be, val);
 	}
 
 	if (old && !memcmp(old->bits, words, sizeof(words)))
 		return gmem_plan_push(p, bs, be, old);
+
+	p->changed = true;
 
 	c = kmem_cache_alloc(kvm_gmem_chunk_cache, GMEM_GFP);
 	if (!c)
@@ -492,6 +660,12 @@ static int gmem_plan_block(struct gmem_plan *p, void *entry, pgoff_t bs,
 	return gmem_plan_push(p, bs, be, c);
 }
 
+/*
+ * Plan the entries of every 2M block of the hull of [@start, @end) after
+ * the update: values (equal neighbours merged) and chunks, wherever the
+ * blocks are described (tree or leaf). gmem_plan_tree() turns them into
+ * tree entries.
+ */
 static int gmem_plan_update(struct kvm_gmem_state *s, struct maple_tree *mt,
 			    struct gmem_plan *p, pgoff_t start, pgoff_t end,
 			    unsigned int set, unsigned int clear)
@@ -503,46 +677,151 @@ static int gmem_plan_update(struct kvm_gmem_state *s, struct maple_tree *mt,
 	pgoff_t f0 = round_up(start, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t f1 = end == s->nr_pages ? end :
 		     round_down(end, KVM_GMEM_BLOCK_PAGES);
-	pgoff_t pos = first;
-	struct gmem_run *r;
-	void *entry;
+	pgoff_t pos = first, walked = 0, seg_last;
+	void *tree_entry = NULL, *entry;
+	bool leaf_entry;
 	int ret;
 
 	while (pos <= last) {
 		pgoff_t be = min(pos + KVM_GMEM_BLOCK_PAGES - 1, s->nr_pages - 1);
 
-		mas_set(&mas, pos);
-		entry = mas_walk(&mas);
-		if (WARN_ON_ONCE(!entry || mas.index > pos))
-			return -EINVAL;
+		/* One walk per tree entry, however many blocks it covers. */
+		if (!tree_entry || pos > walked) {
+			mas_set(&mas, pos);
+			tree_entry = mas_walk(&mas);
+			if (WARN_ON_ONCE(!tree_entry || mas.index > pos))
+				return -EINVAL;
+			walked = mas.last;
+		}
+		entry = tree_entry;
+		seg_last = walked;
+		leaf_entry = entry == GMEM_LEAF_ENTRY;
+		if (leaf_entry) {
+			struct kvm_gmem_blk_leaf *leaf =
+				s->gig_blk[pos >> KVM_GMEM_STATE_ORDER_1G];
+
+			if (WARN_ON_ONCE(!leaf))
+				return -EINVAL;
+			entry = gmem_leaf_entry(s, leaf, gmem_blk_of(pos));
+			seg_last = be;
+		}
 
 		if (pos < f0 || pos >= f1 || gmem_is_chunk(entry)) {
 			ret = gmem_plan_block(p, entry, pos, be, start, end,
 					      set, clear);
 			pos = be + 1;
 		} else {
-			pgoff_t seg_end = min(mas.last, f1 - 1);
+			pgoff_t seg_end = min(seg_last, f1 - 1);
 			unsigned int st = xa_to_value(entry);
+			unsigned int nst = (st | set) & ~clear;
 
-			ret = gmem_plan_push(p, pos, seg_end,
-					     xa_mk_value((st | set) & ~clear));
+			if (nst != st)
+				p->changed = true;
+			ret = gmem_plan_push(p, pos, seg_end, xa_mk_value(nst));
 			pos = seg_end + 1;
 		}
 		if (ret)
 			return ret;
 	}
+	return 0;
+}
 
-	/* Merge with equal neighbours. */
-	r = &p->runs[0];
-	if (first && !gmem_is_chunk(r->entry)) {
-		mas_set(&mas, first - 1);
+/*
+ * State of 1G block @g after plan @p if it is uniform then, else GMEM_LEAF.
+ * @i is the first run of @p that reaches into the block; the part of the
+ * block @p covers is [@a, @z].
+ */
+static unsigned int gmem_gig_after(struct kvm_gmem_state *s,
+				   struct gmem_plan *p, unsigned long i,
+				   unsigned long g, pgoff_t a, pgoff_t z)
+{
+	pgoff_t gs = g << KVM_GMEM_STATE_ORDER_1G;
+	pgoff_t ge = gs + KVM_GMEM_GIG_PAGES - 1;
+	struct kvm_gmem_blk_leaf *leaf;
+	unsigned int v;
+	void *entry;
+	u8 want;
+
+	entry = p->runs[i].entry;
+	if (gmem_is_chunk(entry))
+		return GMEM_LEAF;
+	for (; i < p->nr && p->runs[i].first <= z; i++)
+		if (p->runs[i].entry != entry)
+			return GMEM_LEAF;
+	v = xa_to_value(entry);
+	if (a == gs && z == ge)
+		return v;
+
+	/* The rest of the block is as it was. */
+	want = v + 1;
+	if (s->gig_state[g])
+		return s->gig_state[g] == want ? v : GMEM_LEAF;
+	leaf = s->gig_blk[g];
+	if (WARN_ON_ONCE(!leaf))
+		return GMEM_LEAF;
+	if (a > gs && memchr_inv(leaf->val, want, gmem_blk_of(a)))
+		return GMEM_LEAF;
+	if (z < ge && memchr_inv(&leaf->val[gmem_blk_of(z) + 1], want,
+				 KVM_GMEM_BLOCKS_PER_GIG - 1 - gmem_blk_of(z)))
+		return GMEM_LEAF;
+	return v;
+}
+
+/*
+ * The tree entries of plan @p in @tp: in a file with a 1G table, a whole
+ * 1G block the plan reaches into is one entry over all of it, its state if
+ * it is uniform afterwards, GMEM_LEAF if not; the part of a partial 1G
+ * block at the end of the file, and every block of a file without a
+ * table, keeps the plan's entries. Then the first and the last entry merge
+ * with equal neighbours in the tree.
+ */
+static int gmem_plan_tree(struct kvm_gmem_state *s, struct maple_tree *mt,
+			  struct gmem_plan *p, struct gmem_plan *tp)
+{
+	MA_STATE(mas, mt, 0, 0);
+	pgoff_t pos = p->runs[0].first, last = p->runs[p->nr - 1].last;
+	unsigned long i = 0, g;
+	struct gmem_run *r;
+	void *entry;
+	int ret;
+
+	while (pos <= last) {
+		pgoff_t gs, ge;
+
+		g = pos >> KVM_GMEM_STATE_ORDER_1G;
+		if (!gmem_gig_leafy(s, g)) {
+			for (; i < p->nr; i++) {
+				r = &p->runs[i];
+				ret = gmem_plan_push(tp, max(r->first, pos),
+						     r->last, r->entry);
+				if (ret)
+					return ret;
+			}
+			break;
+		}
+		gs = g << KVM_GMEM_STATE_ORDER_1G;
+		ge = gs + KVM_GMEM_GIG_PAGES - 1;
+		ret = gmem_plan_push(tp, gs, ge,
+				     xa_mk_value(gmem_gig_after(s, p, i, g, pos,
+								min(ge, last))));
+		if (ret)
+			return ret;
+		/* The next block starts at a run that reaches past this one. */
+		while (i < p->nr && p->runs[i].last <= ge)
+			i++;
+		pos = ge + 1;
+	}
+
+	r = &tp->runs[0];
+	if (r->first && !gmem_is_chunk(r->entry)) {
+		mas_set(&mas, r->first - 1);
 		entry = mas_walk(&mas);
 		if (entry == r->entry)
 			r->first = mas.index;
 	}
-	r = &p->runs[p->nr - 1];
-	if (last + 1 < s->nr_pages && !gmem_is_chunk(r->entry)) {
-		mas_set(&mas, last + 1);
+	r = &tp->runs[tp->nr - 1];
+	if (r->last + 1 < s->nr_pages && !gmem_is_chunk(r->entry)) {
+		mas_set(&mas, r->last + 1);
 		entry = mas_walk(&mas);
 		if (entry == r->entry)
 			r->last = mas.last;
@@ -628,8 +907,14 @@ static void gmem_commit_direct(struct maple_tree *mt, struct gmem_plan *p,
 	}
 }
 
-static int gmem_commit_copy(struct kvm_gmem_state *s,
-			    struct kvm_gmem_state_tree *old, struct gmem_plan *p)
+/*
+ * Build a copy of the tree @old with plan @p applied in *@copy, outside RCU
+ * mode; nobody sees it before gmem_copy_publish(). On failure nothing is
+ * left.
+ */
+static int gmem_copy_build(struct kvm_gmem_state *s,
+			   struct kvm_gmem_state_tree *old, struct gmem_plan *p,
+			   struct kvm_gmem_state_tree **copy)
 {
 	MA_STATE(mas, NULL, 0, 0);
 	struct kvm_gmem_state_tree *t = gmem_tree_alloc(s);
@@ -659,17 +944,23 @@ static int gmem_commit_copy(struct kvm_gmem_state *s,
 		mas_set_range(&mas, r->first, r->last);
 		ret = mas_store_gfp(&mas, r->entry, GMEM_GFP);
 		if (ret) {
-			/* Nobody has seen the copy. */
 			__mt_destroy(&t->mt);
 			kfree(t);
 			return ret;
 		}
 	}
+	*copy = t;
+	return 0;
+}
 
+/* Replace the tree @old by the copy @t from gmem_copy_build(). */
+static void gmem_copy_publish(struct kvm_gmem_state *s,
+			      struct kvm_gmem_state_tree *old,
+			      struct kvm_gmem_state_tree *t)
+{
 	mt_set_in_rcu(&t->mt);
 	rcu_assign_pointer(s->tree, t);
 	call_rcu(&old->rcu, gmem_tree_free_rcu);
-	return 0;
 }
 
 /* Whether 1G block @g needs a new leaf for an update of [@start, @end). */
@@ -685,53 +976,61 @@ static bool gmem_blk_needs_leaf(struct kvm_gmem_state *s, unsigned long g,
 
 /* Allocate the (at most two) leaves an update of [@start, @end) needs. */
 static int gmem_blk_prepare(struct kvm_gmem_state *s, pgoff_t start,
-			    pgoff_t end, u8 **fresh)
+			    pgoff_t end, struct kvm_gmem_blk_leaf **fresh)
 {
 	unsigned long g0 = start >> KVM_GMEM_STATE_ORDER_1G;
 	unsigned long g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	unsigned long i, g;
 
 	if (!s->gig_blk)
 		return 0;
-	if (gmem_blk_needs_leaf(s, g0, start, end)) {
-		fresh[0] = kvmalloc(KVM_GMEM_BLOCKS_PER_GIG, GMEM_GFP);
-		if (!fresh[0])
+	for (i = 0; i < 2; i++) {
+		g = i ? g1 : g0;
+		if ((i && g1 == g0) || !gmem_blk_needs_leaf(s, g, start, end))
+			continue;
+		fresh[i] = kmem_cache_alloc(kvm_gmem_leaf_cache, GMEM_GFP);
+		if (!fresh[i])
 			return -ENOMEM;
-	}
-	if (g1 != g0 && gmem_blk_needs_leaf(s, g1, start, end)) {
-		fresh[1] = kvmalloc(KVM_GMEM_BLOCKS_PER_GIG, GMEM_GFP);
-		if (!fresh[1])
-			return -ENOMEM;
+		/* A new leaf starts out as the uniform 1G block it describes. */
+		memset(fresh[i]->val, s->gig_state[g], KVM_GMEM_BLOCKS_PER_GIG);
+		memset(fresh[i]->chunk, 0, sizeof(fresh[i]->chunk));
 	}
 	return 0;
 }
 
+static void gmem_blk_release(struct kvm_gmem_blk_leaf **fresh)
+{
+	if (fresh[0])
+		kmem_cache_free(kvm_gmem_leaf_cache, fresh[0]);
+	if (fresh[1])
+		kmem_cache_free(kvm_gmem_leaf_cache, fresh[1]);
+}
+
 /*
- * After the tree took plan @p for [@start, @end), store the new 2M bytes and
- * publish the leaves of @fresh (from gmem_blk_prepare()).
+ * Store the new entries of the 2M blocks of plan @p for [@start, @end)
+ * (values and chunks, not tree entries) into the leaves, and publish the
+ * leaves of @fresh (from gmem_blk_prepare()). Runs before the tree takes
+ * the update: a 1G block whose tree entry does not send readers to its
+ * leaf yet (or any more) does not read it, and one whose entry does sees
+ * each of its 2M blocks before or after the update.
  */
 static void gmem_blk_update(struct kvm_gmem_state *s, struct gmem_plan *p,
-			    pgoff_t start, pgoff_t end, u8 **fresh)
+			    pgoff_t start, pgoff_t end,
+			    struct kvm_gmem_blk_leaf **fresh)
 {
 	pgoff_t hs = round_down(start, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t he = min(round_up(end, KVM_GMEM_BLOCK_PAGES), s->nr_pages);
 	unsigned long g0 = start >> KVM_GMEM_STATE_ORDER_1G;
 	unsigned long g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
+	struct kvm_gmem_blk_leaf *leaf;
 	unsigned long i, g, b, b1;
 	pgoff_t a, z, next;
-	u8 *leaf, val;
 
 	if (!s->gig_blk)
 		return;
-	/* A new leaf starts out as the uniform 1G block it describes. */
-	if (fresh[0])
-		memset(fresh[0], s->gig_state[g0], KVM_GMEM_BLOCKS_PER_GIG);
-	if (fresh[1])
-		memset(fresh[1], s->gig_state[g1], KVM_GMEM_BLOCKS_PER_GIG);
-
 	for (i = 0; i < p->nr; i++) {
 		struct gmem_run *r = &p->runs[i];
 
-		val = gmem_is_chunk(r->entry) ? 0 : xa_to_value(r->entry) + 1;
 		z = min(r->last + 1, he);
 		for (a = max(r->first, hs); a < z; a = next) {
 			g = a >> KVM_GMEM_STATE_ORDER_1G;
@@ -744,12 +1043,9 @@ static void gmem_blk_update(struct kvm_gmem_state *s, struct gmem_plan *p,
 				leaf = s->gig_blk[g];
 			if (!leaf)
 				continue;
-			b = (a >> KVM_GMEM_STATE_ORDER_2M) &
-			    (KVM_GMEM_BLOCKS_PER_GIG - 1);
-			b1 = ((next - 1) >> KVM_GMEM_STATE_ORDER_2M) &
-			     (KVM_GMEM_BLOCKS_PER_GIG - 1);
-			for (; b <= b1; b++)
-				WRITE_ONCE(leaf[b], val);
+			b1 = gmem_blk_of(next - 1);
+			for (b = gmem_blk_of(a); b <= b1; b++)
+				gmem_leaf_set(leaf, b, r->entry);
 		}
 	}
 
@@ -785,12 +1081,16 @@ static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
 		if (base + KVM_GMEM_GIG_PAGES <= s->nr_pages) {
 			mas_set(&mas, base);
 			entry = mas_walk(&mas);
-			if (xa_is_value(entry) &&
+			if (xa_is_value(entry) && entry != GMEM_LEAF_ENTRY &&
 			    mas.last >= base + KVM_GMEM_GIG_PAGES - 1)
 				val = xa_to_value(entry) + 1;
 		}
-		/* Readers take state and order from this one byte. */
-		WRITE_ONCE(s->gig_state[g], val);
+		/*
+		 * Readers take state and order from this one byte; a 0 sends
+		 * them to the leaf, filled before (pairs with the acquire in
+		 * kvm_gmem_state_lookup()).
+		 */
+		smp_store_release(&s->gig_state[g], val);
 	}
 }
 
@@ -851,16 +1151,67 @@ static int gmem_update_word(struct kvm_gmem_state *s,
 }
 
 /*
- * Fast path of the other common single-page case: an update inside one 2M
- * block of a value range that leaves the block non-uniform (the first
- * page of a uniform block to change). The block gets a chunk, stored into
- * the range in place if the maple tree rewrites or splits one leaf for it
- * (see gmem_prepare_in_place()); the block's 1G block is then not uniform
- * either. @mas walked to @start and found value @entry. Saves the general
- * path's planning, its walks to classify the store and to refresh the 1G
- * table, and its uniformity scan. Returns 1 if it stored the chunk, 0 if
- * the pages had the state already, or -EAGAIN, with nothing changed, if
- * the general path must run; or -ENOMEM, with nothing changed.
+ * A new chunk for the 2M block [@bs, @be] whose value @entry changes in
+ * part, [@start, @end) of it, or NULL: -EAGAIN if the update is not
+ * confined to the block or covers all of it (the block stays uniform:
+ * general path), 0 if the pages have the state already, -ENOMEM.
+ */
+static struct kvm_gmem_chunk *gmem_split_chunk(void *entry, pgoff_t bs,
+					       pgoff_t be, pgoff_t start,
+					       pgoff_t end, unsigned int set,
+					       unsigned int clear, int *ret)
+{
+	unsigned int st = xa_to_value(entry);
+	struct kvm_gmem_chunk *c;
+
+	*ret = -EAGAIN;
+	if (end - 1 > be || (start == bs && end - 1 == be))
+		return NULL;
+	*ret = 0;
+	if (((st | set) & ~clear) == st)
+		return NULL;
+	c = kmem_cache_alloc(kvm_gmem_chunk_cache, GMEM_GFP);
+	if (!c) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	gmem_block_words(c->bits, entry, be - bs + 1, start - bs, end - 1 - bs,
+			 set, clear);
+	*ret = 1;
+	return c;
+}
+
+/*
+ * Fast path of the other common single-page case in a 1G block that is
+ * not uniform: the first page of a uniform 2M block to change. The block
+ * gets a chunk in the leaf; the tree and the 1G block's byte stay as they
+ * are. Returns 1, 0 if the pages had the state already, -EAGAIN with
+ * nothing changed if the general path must run, or -ENOMEM.
+ */
+static int gmem_update_leaf_split(struct kvm_gmem_state *s,
+				  struct kvm_gmem_blk_leaf *leaf, void *entry,
+				  pgoff_t start, pgoff_t end, unsigned int set,
+				  unsigned int clear)
+{
+	pgoff_t bs = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	struct kvm_gmem_chunk *c;
+	int ret;
+
+	c = gmem_split_chunk(entry, bs, bs + KVM_GMEM_BLOCK_PAGES - 1, start,
+			     end, set, clear, &ret);
+	if (!c)
+		return ret;
+	gmem_leaf_set(leaf, gmem_blk_of(bs), c);
+	s->nr_chunks++;
+	return 1;
+}
+
+/*
+ * The same in the tree, for 2M blocks without a leaf (the partial 1G block
+ * at the end of the file, files without a 1G table): the chunk is stored
+ * into the value range in place if the maple tree rewrites or splits one
+ * leaf for it (see gmem_prepare_in_place()). @mas walked to @start and
+ * found value @entry. Saves the general path's planning and its walks.
  */
 static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 			     void *entry, pgoff_t start, pgoff_t end,
@@ -868,56 +1219,69 @@ static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 {
 	pgoff_t bs = round_down(start, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t be = min(bs + KVM_GMEM_BLOCK_PAGES, s->nr_pages) - 1;
-	unsigned int st = xa_to_value(entry);
-	u8 *fresh[2] = { NULL, NULL };
 	struct gmem_run r = { .first = bs, .last = be };
-	struct gmem_plan p = { .runs = &r, .nr = 1, .cap = 1 };
 	struct kvm_gmem_chunk *c;
 	int ret;
 
-	if (end - 1 > be || !xa_is_value(entry))
-		return -EAGAIN;
-	if (((st | set) & ~clear) == st)
-		return 0;
-	/* All of the block changes: it stays uniform (general path). */
-	if (start == bs && end - 1 == be)
-		return -EAGAIN;
-
-	c = kmem_cache_alloc(kvm_gmem_chunk_cache, GMEM_GFP);
+	c = gmem_split_chunk(entry, bs, be, start, end, set, clear, &ret);
 	if (!c)
-		return -ENOMEM;
-	gmem_block_words(c->bits, entry, be - bs + 1, start - bs, end - 1 - bs,
-			 set, clear);
+		return ret;
 	r.entry = c;
-	ret = gmem_blk_prepare(s, start, end, fresh);
-	if (!ret)
-		ret = gmem_prepare_in_place(mas, &r);
+	ret = gmem_prepare_in_place(mas, &r);
 	if (ret) {
-		kvfree(fresh[0]);
 		kmem_cache_free(kvm_gmem_chunk_cache, c);
 		return ret;
 	}
 	mas_store_prealloc(mas, c);
 	s->nr_chunks++;
-
-	/* The 1G tables, after the tree: the block's 1G block is mixed now. */
-	gmem_blk_update(s, &p, start, end, fresh);
-	if (s->gig_state)
-		WRITE_ONCE(s->gig_state[bs >> KVM_GMEM_STATE_ORDER_1G], 0);
 	return 1;
+}
+
+/*
+ * The fast paths of an update inside one 2M block: a word of a chunk, or
+ * a first change to a uniform block. -EAGAIN if the general path must run.
+ */
+static int gmem_update_fast(struct kvm_gmem_state *s,
+			    struct kvm_gmem_state_tree *t, pgoff_t start,
+			    pgoff_t end, unsigned int set, unsigned int clear)
+{
+	MA_STATE(mas, &t->mt, start, start);
+	unsigned long g = start >> KVM_GMEM_STATE_ORDER_1G;
+	struct kvm_gmem_blk_leaf *leaf;
+	void *entry;
+
+	if ((end - 1) >> KVM_GMEM_STATE_ORDER_2M !=
+	    start >> KVM_GMEM_STATE_ORDER_2M)
+		return -EAGAIN;
+
+	leaf = gmem_leaf_locked(s, g);
+	if (leaf) {
+		entry = gmem_leaf_entry(s, leaf, gmem_blk_of(start));
+		if (gmem_is_chunk(entry))
+			return gmem_update_word(s, entry, start, end, set, clear);
+		return gmem_update_leaf_split(s, leaf, entry, start, end, set,
+					      clear);
+	}
+	/* A uniform 1G block with a leaf to be: general path. */
+	if (gmem_gig_leafy(s, g))
+		return -EAGAIN;
+
+	entry = mas_walk(&mas);
+	if (gmem_is_chunk(entry))
+		return gmem_update_word(s, entry, start, end, set, clear);
+	return gmem_update_split(s, &mas, entry, start, end, set, clear);
 }
 
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear)
 {
 	MA_STATE(mas, NULL, 0, 0);
-	struct kvm_gmem_state_tree *t;
+	struct kvm_gmem_blk_leaf *fresh[2] = { NULL, NULL };
+	struct kvm_gmem_state_tree *t, *copy = NULL;
+	unsigned long i, nr_structural = 0;
+	struct gmem_plan p, tp;
 	struct kvm_gmem_chunk *c;
-	unsigned long i, nr_structural = 0, nr_exact = 0;
 	long structural = -1;
-	u8 *fresh[2] = { NULL, NULL };
-	struct gmem_plan p;
-	void *entry;
 	int ret;
 
 	lockdep_assert_held_write(s->lock);
@@ -928,59 +1292,49 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		return 0;
 
 	t = gmem_tree_locked(s);
-	mas.tree = &t->mt;
-	mas_set(&mas, start);
-	entry = mas_walk(&mas);
-	if (gmem_is_chunk(entry))
-		ret = gmem_update_word(s, entry, start, end, set, clear);
-	else
-		ret = gmem_update_split(s, &mas, entry, start, end, set, clear);
+	ret = gmem_update_fast(s, t, start, end, set, clear);
 	if (ret != -EAGAIN)
 		return ret;
-	mas_reset(&mas);
 
 	gmem_plan_init(&p);
+	gmem_plan_init(&tp);
 	ret = gmem_plan_update(s, &t->mt, &p, start, end, set, clear);
+	/* No page changes state: the plan made no chunk and dropped none. */
+	if (ret || !p.changed)
+		goto out;
+	ret = gmem_plan_tree(s, &t->mt, &p, &tp);
 	if (ret)
 		goto out;
 
-	for (i = 0; i < p.nr; i++) {
-		switch (gmem_classify(&t->mt, &p.runs[i])) {
-		case GMEM_STORE_STRUCTURAL:
+	for (i = 0; i < tp.nr; i++) {
+		if (gmem_classify(&t->mt, &tp.runs[i]) ==
+		    GMEM_STORE_STRUCTURAL) {
 			structural = i;
 			nr_structural++;
-			break;
-		case GMEM_STORE_EXACT:
-			nr_exact++;
-			break;
-		case GMEM_STORE_NONE:
-			break;
 		}
 	}
-	/*
-	 * The layout is canonical: no store means no page changes state (and
-	 * then the plan made no chunk and dropped none).
-	 */
-	if (!nr_structural && !nr_exact)
-		goto out;
 
 	ret = gmem_blk_prepare(s, start, end, fresh);
 	if (ret)
 		goto out;
 
+	/* Everything that can fail, before anything changes. */
 	mas.tree = &t->mt;
 	ret = nr_structural <= 1 ? 0 : -EAGAIN;
 	if (!ret && nr_structural)
-		ret = gmem_prepare_in_place(&mas, &p.runs[structural]);
+		ret = gmem_prepare_in_place(&mas, &tp.runs[structural]);
 	if (ret == -EAGAIN)
-		ret = gmem_commit_copy(s, t, &p);
-	else if (!ret)
-		gmem_commit_direct(&t->mt, &p, &mas, structural);
+		ret = gmem_copy_build(s, t, &tp, &copy);
 	if (ret)
 		goto out;
 
 	gmem_blk_update(s, &p, start, end, fresh);
+	if (copy)
+		gmem_copy_publish(s, t, copy);
+	else
+		gmem_commit_direct(&t->mt, &tp, &mas, structural);
 	gmem_gig_refresh(s, start, end);
+
 	s->nr_chunks += p.nr_fresh;
 	s->nr_chunks -= p.nr_dead;
 	while (p.dead) {
@@ -990,8 +1344,8 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 	}
 	ret = 1;
 out:
-	kvfree(fresh[0]);
-	kvfree(fresh[1]);
+	gmem_blk_release(fresh);
+	gmem_plan_release(&tp, false);
 	gmem_plan_release(&p, ret < 0);
 	return ret;
 }
@@ -1289,6 +1643,11 @@ static inline unsigned int gmem_tree_lookup(struct kvm_gmem_state *s,
 		return gmem_tree_lookup_span(mt, index, order);
 
 	entry = mtree_load(mt, index);
+	/* Never here: such a 1G block's table byte sends readers to its leaf. */
+	if (WARN_ON_ONCE(entry == GMEM_LEAF_ENTRY)) {
+		*order = 0;
+		return 0;
+	}
 	if (gmem_is_chunk(entry)) {
 		*order = 0;
 		return gmem_chunk_get(entry, index - base);
@@ -1332,10 +1691,11 @@ unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
 				   unsigned int max_order, unsigned int *order)
 {
 	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
+	struct kvm_gmem_blk_leaf *leaf = NULL;
 	struct kvm_gmem_state_tree *t;
 	struct kvm_gmem_uf *uf;
 	unsigned int st, o;
-	u8 *leaf, val = 0;
+	u8 val = 0;
 
 	if (WARN_ON_ONCE(index >= s->nr_pages)) {
 		if (order)
@@ -1350,22 +1710,24 @@ unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
 	 * one byte (see "1G table" above).
 	 */
 	if (likely(s->gig_state)) {
-		val = READ_ONCE(s->gig_state[g]);
+		/* Pairs with smp_store_release() in gmem_gig_refresh(). */
+		val = smp_load_acquire(&s->gig_state[g]);
 		o = KVM_GMEM_STATE_ORDER_1G;
-		if (!val) {
-			/* Pairs with smp_store_release() in gmem_blk_update(). */
+		if (!val)
+			/*
+			 * A 0 for a whole 1G block means its leaf describes
+			 * it, and was published and filled before the 0 was
+			 * stored. Pairs with the release in gmem_blk_update().
+			 */
 			leaf = smp_load_acquire(&s->gig_blk[g]);
-			if (leaf)
-				val = READ_ONCE(leaf[(index >> KVM_GMEM_STATE_ORDER_2M) &
-						     (KVM_GMEM_BLOCKS_PER_GIG - 1)]);
-			o = KVM_GMEM_STATE_ORDER_2M;
-		}
 	}
 	if (val) {
 		st = val - 1;
 		if (o > max_order)
 			o = max_order >= KVM_GMEM_STATE_ORDER_2M ?
 			    KVM_GMEM_STATE_ORDER_2M : 0;
+	} else if (leaf) {
+		st = gmem_leaf_lookup(leaf, index, max_order, &o);
 	} else {
 		rcu_read_lock();
 		t = rcu_dereference(s->tree);
@@ -1415,8 +1777,52 @@ static pgoff_t gmem_uf_next_change(struct kvm_gmem_uf *uf, pgoff_t pos,
 	return limit;
 }
 
+/*
+ * gmem_tree_span() in a 1G block whose leaf describes it, up to @limit at
+ * most (within the block). Under the RCU read lock.
+ */
+static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
+				   pgoff_t limit, pgoff_t *span_end)
+{
+	pgoff_t bs = round_down(pos, KVM_GMEM_BLOCK_PAGES);
+	pgoff_t e = bs + KVM_GMEM_BLOCK_PAGES;
+	struct kvm_gmem_blk_leaf *leaf;
+	unsigned int st, o;
+	u8 v;
+
+	/*
+	 * Published before the tree entry that sent us here (pairs with the
+	 * release in gmem_blk_update()).
+	 */
+	leaf = smp_load_acquire(&s->gig_blk[pos >> KVM_GMEM_STATE_ORDER_1G]);
+
+	if (WARN_ON_ONCE(!leaf)) {
+		*span_end = limit;
+		return 0;
+	}
+	st = gmem_leaf_lookup(leaf, pos, KVM_GMEM_STATE_ORDER_2M, &o);
+	if (o) {
+		/* A uniform block: so are the next ones with the same byte. */
+		v = st + 1;
+		while (e < limit) {
+			/* Pairs with gmem_leaf_set(), as in the lookup. */
+			if (smp_load_acquire(&leaf->val[gmem_blk_of(e)]) != v)
+				break;
+			e += KVM_GMEM_BLOCK_PAGES;
+		}
+		*span_end = min(e, limit);
+		return st;
+	}
+	for (e = pos + 1; e < limit && e < bs + KVM_GMEM_BLOCK_PAGES; e++)
+		if (gmem_leaf_lookup(leaf, e, 0, &o) != st)
+			break;
+	*span_end = e;
+	return st;
+}
+
 /* Tree state at @pos and the end of the span of the same tree state. */
-static unsigned int gmem_tree_span(struct maple_tree *mt, pgoff_t pos,
+static unsigned int gmem_tree_span(struct kvm_gmem_state *s,
+				   struct maple_tree *mt, pgoff_t pos,
 				   pgoff_t limit, pgoff_t *span_end)
 {
 	MA_STATE(mas, mt, pos, pos);
@@ -1424,6 +1830,11 @@ static unsigned int gmem_tree_span(struct maple_tree *mt, pgoff_t pos,
 	unsigned int st;
 	pgoff_t e;
 
+	if (entry == GMEM_LEAF_ENTRY)
+		return gmem_leaf_span(s, pos,
+				      min_t(pgoff_t, limit,
+					    (pos | (KVM_GMEM_GIG_PAGES - 1)) + 1),
+				      span_end);
 	if (!gmem_is_chunk(entry)) {
 		*span_end = min(mas.last, limit - 1) + 1;
 		return xa_to_value(entry);
@@ -1456,7 +1867,7 @@ unsigned int kvm_gmem_state_range(struct kvm_gmem_state *s, pgoff_t index,
 	missing = gmem_uf_test(uf, index);
 	rcu_read_lock();
 	t = rcu_dereference(s->tree);
-	st = gmem_tree_span(&t->mt, pos, end, &span_end);
+	st = gmem_tree_span(s, &t->mt, pos, end, &span_end);
 	for (;;) {
 		m = gmem_uf_next_change(uf, pos, span_end, missing);
 		if (m < span_end) {
@@ -1468,7 +1879,7 @@ unsigned int kvm_gmem_state_range(struct kvm_gmem_state *s, pgoff_t index,
 			*run_end = end;
 			break;
 		}
-		st2 = gmem_tree_span(&t->mt, pos, end, &span_end);
+		st2 = gmem_tree_span(s, &t->mt, pos, end, &span_end);
 		if (st2 != st) {
 			*run_end = pos;
 			break;
@@ -1517,5 +1928,6 @@ void kvm_gmem_state_stats(struct kvm_gmem_state *s,
 	if (s->gig_state)
 		stats->bytes += DIV_ROUND_UP(s->nr_pages, KVM_GMEM_GIG_PAGES) *
 				(sizeof(u8) + sizeof(u8 *)) +
-				s->nr_blk_leaves * KVM_GMEM_BLOCKS_PER_GIG;
+				s->nr_blk_leaves *
+				sizeof(struct kvm_gmem_blk_leaf);
 }

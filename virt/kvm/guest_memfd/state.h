@@ -8,16 +8,18 @@
  * kvm_gmem_state_lookup() and nothing else.
  *
  * Faultability lives in a maple tree of page ranges. Inside the file an
- * entry is never NULL: it is either xa_mk_value(state) for a range of whole
- * 2M blocks with one state (state 0, private, included; the last block may
- * be cut short by the end of the file), or a pointer to a chunk holding 2
- * bits per page for exactly one 2M block whose pages differ. Beyond the
- * file the tree is NULL. The layout is canonical: a block is a chunk if and
- * only if its pages differ, and equal neighbouring values are always
- * merged, so the tree depends only on the page states, never on the
- * history of operations, and fragmentation costs at most one chunk per 2M
- * block. A byte per 1G block caches whether the whole block has one state,
- * so that most lookups of a uniform 1G block need no tree walk.
+ * entry is never NULL: it is xa_mk_value(state) for a range of whole 2M
+ * blocks with one state (state 0, private, included; the last block may be
+ * cut short by the end of the file). A whole 1G block whose pages differ is
+ * one entry that sends readers to its leaf in the 1G table: a byte per 2M
+ * block, and for a 2M block whose pages differ a chunk holding 2 bits per
+ * page. Files too large for the 1G table, and the partial 1G block at the
+ * end of a file, keep such chunks in the tree, one per 2M block. Beyond the
+ * file the tree is NULL. The layout is canonical: it depends only on the
+ * page states, never on the history of operations, and fragmentation costs
+ * at most one chunk per 2M block. A byte per 1G block caches whether the
+ * whole block has one state, so that most lookups of a uniform 1G block
+ * need no tree walk.
  *
  * Userfault ("missing") bits live beside it: one bit per page in 32 KiB
  * leaves of 1G each, allocated on first set, plus a summary bit per 2M
@@ -58,6 +60,7 @@
 #define KVM_GMEM_UF_MAX_GIGS		BIT(20)
 
 struct kvm_gmem_state_tree;
+struct kvm_gmem_blk_leaf;
 
 /* Userfault bits of one 1G block. */
 struct kvm_gmem_uf_gig {
@@ -85,9 +88,11 @@ struct kvm_gmem_uf {
  *	a single value entry over the whole block, else 0; written by writers
  *	after the tree, read locklessly by kvm_gmem_state_lookup(). NULL for
  *	files larger than KVM_GMEM_UF_MAX_GIGS.
- * @gig_blk: per 1G block, NULL while the block is uniform, else a byte per
- *	2M block: the state plus one if the block is one value entry, 0 if it
- *	is a chunk; allocated when the 1G block first stops being uniform
+ * @gig_blk: per 1G block, NULL until the block first stops being uniform,
+ *	then its leaf: per 2M block the state plus one if the block has one
+ *	state, else 0 and the block's chunk; while the 1G block is not
+ *	uniform, @tree holds one entry over all of it and the leaf is the
+ *	only place its 2M blocks are described
  * @nr_chunks: number of per-page chunks in @tree
  * @nr_uf_leaves: number of allocated 1G userfault leaves
  * @nr_blk_leaves: number of allocated @gig_blk leaves
@@ -97,7 +102,7 @@ struct kvm_gmem_state {
 	struct rw_semaphore *lock;
 	pgoff_t nr_pages;
 	u8 *gig_state;
-	u8 **gig_blk;
+	struct kvm_gmem_blk_leaf **gig_blk;
 	struct kvm_gmem_uf *uf;
 	spinlock_t uf_lock;	/* summary bits: set vs lockless clear */
 	atomic_t uf_waiters;

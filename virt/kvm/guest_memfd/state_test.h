@@ -177,10 +177,26 @@ static void gt_runs_add(struct gt_runs *r, pgoff_t start, pgoff_t end,
 		r->overflow = true;
 }
 
-/* Expected canonical tree entries for the (tree-only) states of @runs. */
+/* Stands for the tree entry of whole 1G blocks that are not uniform. */
+#define GT_LEAF_ENTRY	0x1000u
+
+/* Whether a file of @nr pages has the 1G table (and so 1G leaves). */
+static bool gt_has_table(pgoff_t nr)
+{
+	return DIV_ROUND_UP(nr, KVM_GMEM_GIG_PAGES) <= KVM_GMEM_UF_MAX_GIGS;
+}
+
+/*
+ * Expected canonical tree entries for the (tree-only) states of @runs: with
+ * the 1G table, a whole 1G block is one value if uniform, else part of one
+ * GT_LEAF_ENTRY range; other 2M blocks are one value or one chunk each.
+ * Equal neighbouring values merge.
+ */
 static unsigned long gt_runs_entries(const struct gt_runs *runs, pgoff_t nr)
 {
+	const pgoff_t last_gig = round_down(nr, KVM_GMEM_GIG_PAGES);
 	unsigned long count = 0, i = 0;
+	bool table = gt_has_table(nr);
 	unsigned int prev = ~0u;
 	struct gt_runs tree, *r = &tree;
 	pgoff_t pos = 0;
@@ -197,6 +213,24 @@ static unsigned long gt_runs_entries(const struct gt_runs *runs, pgoff_t nr)
 
 		while (r->run[i].end <= pos)
 			i++;
+		if (table && pos < last_gig) {
+			/* A whole 1G block (pos is at its start). */
+			pgoff_t gend = pos + KVM_GMEM_GIG_PAGES, jump = gend;
+			unsigned int tok = GT_LEAF_ENTRY;
+
+			if (r->run[i].end >= gend) {
+				tok = r->run[i].state & KVM_GMEM_STATE_MASK;
+				jump = max(gend, min(round_down(r->run[i].end,
+								KVM_GMEM_GIG_PAGES),
+						     last_gig));
+			}
+			if (tok != prev) {
+				count++;
+				prev = tok;
+			}
+			pos = jump;
+			continue;
+		}
 		if (r->run[i].end >= bend) {
 			pgoff_t e = r->run[i].end;
 			pgoff_t jump = e == nr ? nr :
@@ -567,9 +601,14 @@ static bool test_huge_files(void *ctx)
 			return false;
 		if (!gt_check_eq(ctx, o, 18))
 			return false;
-		/* Ranges cost bytes, the file size only its 1G table. */
+		/*
+		 * Ranges cost bytes, the file size only its 1G table: 9 bytes
+		 * per 1G block, and a leaf (a byte and a chunk pointer per 2M
+		 * block) for each of the three 1G blocks with a chunk.
+		 */
 		if (!gt_check(ctx, gt_stats(&f).bytes <
-			      8192 + (f.s.gig_state ? 9 * DIV_ROUND_UP(nr, B1G) : 0)))
+			      8192 + (f.s.gig_state ? 9 * DIV_ROUND_UP(nr, B1G) +
+				      3 * (B1G / B2M) * (1 + sizeof(void *)) : 0)))
 			return false;
 
 		/* Userfault bits near the end where the table fits. */
@@ -993,16 +1032,32 @@ static unsigned int gt_model_order(struct gt_model *m, pgoff_t index,
 	return 0;
 }
 
-/* Expected canonical tree entries of the model. */
+/* Expected canonical tree entries of the model (see gt_runs_entries()). */
 static unsigned long gt_model_entries(struct gt_model *m)
 {
 	unsigned long b, nb = DIV_ROUND_UP(m->nr, B2M), count = 0;
+	bool table = gt_has_table(m->nr);
 	unsigned int prev = ~0u;
 	pgoff_t i;
 
 	for (b = 0; b < nb; b++) {
 		pgoff_t s = b * B2M, e = min(s + B2M, m->nr);
 		unsigned int v = m->page[s] & KVM_GMEM_STATE_MASK;
+
+		if (table && s + B1G <= m->nr) {
+			/* A whole 1G block (s is at its start). */
+			for (i = s + 1; i < s + B1G; i++)
+				if ((m->page[i] & KVM_GMEM_STATE_MASK) != v)
+					break;
+			if (i < s + B1G)
+				v = GT_LEAF_ENTRY;
+			if (v != prev) {
+				count++;
+				prev = v;
+			}
+			b += B1G / B2M - 1;
+			continue;
+		}
 
 		for (i = s + 1; i < e; i++)
 			if ((m->page[i] & KVM_GMEM_STATE_MASK) != v)
