@@ -230,44 +230,64 @@ static inline bool gmem_gig_leafy(struct kvm_gmem_state *s, unsigned long g)
 }
 
 /*
+ * Entry of 2M block @b of leaf @leaf: a value or its chunk. Under the RCU
+ * read lock (chunks are freed after a grace period; leaves live until the
+ * file goes). A writer turning a chunk into a value stores the byte and
+ * then clears the pointer, and the other way round sets the pointer and
+ * then the byte (gmem_leaf_set()): a cleared pointer behind a zero byte
+ * means the byte has just changed, so read it again.
+ */
+static __always_inline void *gmem_leaf_read(struct kvm_gmem_blk_leaf *leaf,
+					    unsigned long b)
+{
+	struct kvm_gmem_chunk *c;
+	u8 v;
+
+	for (;;) {
+		/* Pairs with the release store in gmem_leaf_set(). */
+		v = smp_load_acquire(&leaf->val[b]);
+		if (v)
+			return xa_mk_value(v - 1);
+		c = rcu_dereference(leaf->chunk[b]);
+		if (c)
+			return c;
+		/* The pointer load before the byte load again. */
+		smp_rmb();
+		cpu_relax();
+	}
+}
+
+/*
  * State of page @index from leaf @leaf, and the largest order, at most
- * @max_order, over which it is uniform (2M at most). Leaves live until
- * the file goes; chunks are read under the RCU read lock. A writer turning
- * a chunk into a value stores the byte and then clears the pointer, and
- * the other way round sets the pointer and then the byte
- * (gmem_leaf_set()): a cleared pointer behind a zero byte means the byte
- * has just changed, so read it again.
+ * @max_order, over which it is uniform (2M at most).
  */
 static __always_inline unsigned int
 gmem_leaf_lookup(struct kvm_gmem_blk_leaf *leaf, pgoff_t index,
 		 unsigned int max_order, unsigned int *order)
 {
 	unsigned long b = gmem_blk_of(index);
-	struct kvm_gmem_chunk *c;
 	unsigned int st;
+	void *entry;
 	u8 v;
 
-	for (;;) {
-		/* Pairs with the release stores in gmem_leaf_set(). */
-		v = smp_load_acquire(&leaf->val[b]);
-		if (v) {
-			*order = max_order >= KVM_GMEM_STATE_ORDER_2M ?
-				 KVM_GMEM_STATE_ORDER_2M : 0;
-			return v - 1;
-		}
+	/* A uniform block needs no RCU: pairs with gmem_leaf_set(). */
+	v = smp_load_acquire(&leaf->val[b]);
+	if (!v) {
 		rcu_read_lock();
-		c = rcu_dereference(leaf->chunk[b]);
-		if (c) {
-			st = gmem_chunk_get(c, index & (KVM_GMEM_BLOCK_PAGES - 1));
+		entry = gmem_leaf_read(leaf, b);
+		if (gmem_is_chunk(entry)) {
+			st = gmem_chunk_get(entry,
+					    index & (KVM_GMEM_BLOCK_PAGES - 1));
 			rcu_read_unlock();
 			*order = 0;
 			return st;
 		}
 		rcu_read_unlock();
-		/* The pointer load before the byte load again. */
-		smp_rmb();
-		cpu_relax();
+		v = xa_to_value(entry) + 1;
 	}
+	*order = max_order >= KVM_GMEM_STATE_ORDER_2M ?
+		 KVM_GMEM_STATE_ORDER_2M : 0;
+	return v - 1;
 }
 
 static void gmem_chunk_free_rcu(struct rcu_head *head)
@@ -332,9 +352,12 @@ static void gmem_leaf_set(struct kvm_gmem_blk_leaf *leaf, unsigned long b,
 		smp_store_release(&leaf->val[b], 0);
 	} else {
 		WRITE_ONCE(leaf->val[b], xa_to_value(entry) + 1);
-		/* The byte before the pointer that sends readers back to it. */
-		smp_store_release((struct kvm_gmem_chunk __force **)&leaf->chunk[b],
-				  NULL);
+		/*
+		 * The byte before the cleared pointer that sends readers back
+		 * to it; pairs with the smp_rmb() in gmem_leaf_lookup().
+		 */
+		smp_wmb();
+		RCU_INIT_POINTER(leaf->chunk[b], NULL);
 	}
 }
 
@@ -1787,7 +1810,8 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 	pgoff_t bs = round_down(pos, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t e = bs + KVM_GMEM_BLOCK_PAGES;
 	struct kvm_gmem_blk_leaf *leaf;
-	unsigned int st, o;
+	unsigned int st;
+	void *entry;
 	u8 v;
 
 	/*
@@ -1795,15 +1819,14 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 	 * release in gmem_blk_update()).
 	 */
 	leaf = smp_load_acquire(&s->gig_blk[pos >> KVM_GMEM_STATE_ORDER_1G]);
-
 	if (WARN_ON_ONCE(!leaf)) {
 		*span_end = limit;
 		return 0;
 	}
-	st = gmem_leaf_lookup(leaf, pos, KVM_GMEM_STATE_ORDER_2M, &o);
-	if (o) {
+	entry = gmem_leaf_read(leaf, gmem_blk_of(pos));
+	if (!gmem_is_chunk(entry)) {
 		/* A uniform block: so are the next ones with the same byte. */
-		v = st + 1;
+		v = xa_to_value(entry) + 1;
 		while (e < limit) {
 			/* Pairs with gmem_leaf_set(), as in the lookup. */
 			if (smp_load_acquire(&leaf->val[gmem_blk_of(e)]) != v)
@@ -1811,10 +1834,11 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 			e += KVM_GMEM_BLOCK_PAGES;
 		}
 		*span_end = min(e, limit);
-		return st;
+		return v - 1;
 	}
+	st = gmem_chunk_get(entry, pos - bs);
 	for (e = pos + 1; e < limit && e < bs + KVM_GMEM_BLOCK_PAGES; e++)
-		if (gmem_leaf_lookup(leaf, e, 0, &o) != st)
+		if (gmem_chunk_get(entry, e - bs) != st)
 			break;
 	*span_end = e;
 	return st;
