@@ -113,6 +113,144 @@ static bool test_clear_race(void *ctx)
 	return true;
 }
 
+/*
+ * Harness only: lockless lookups and range walks racing with updates that
+ * move 1G blocks between uniform and mixed, and 2M blocks between values
+ * and chunks, in the tree and in the leaves. Every read of a probe page
+ * must return a state the page had between the last update that finished
+ * before the read and the last one that started before it ended.
+ */
+#define RR_PROBES	64
+#define RR_OPS		20000UL
+#define RR_READERS	3
+
+struct reader_race {
+	struct gt_file f;
+	pgoff_t nr;
+	pgoff_t probe[RR_PROBES];
+	u8 *hist;		/* [op][probe]: state after update op */
+	unsigned long started;	/* smp_store_release()/smp_load_acquire() */
+	unsigned long done;
+	bool stop;
+	unsigned long bad;
+};
+
+static void *rr_reader(void *arg)
+{
+	struct reader_race *rr = arg;
+	unsigned long it = 0, bad = 0, d0, s1, k;
+	unsigned int p, st, o;
+	pgoff_t run_end;
+	bool seen;
+
+	rcu_register_thread();
+	while (!READ_ONCE(rr->stop)) {
+		p = (it * 7 + (unsigned long)pthread_self()) % RR_PROBES;
+		/* Pairs with the writer's release of done: hist[d0] is final. */
+		d0 = smp_load_acquire(&rr->done);
+		switch (it++ % 3) {
+		case 0:
+			st = kvm_gmem_state_lookup(&rr->f.s, rr->probe[p], 18, &o);
+			break;
+		case 1:
+			st = kvm_gmem_state_range(&rr->f.s, rr->probe[p],
+						  rr->probe[p] + 1, &run_end);
+			break;
+		default:
+			st = kvm_gmem_state_range(&rr->f.s, rr->probe[p], rr->nr,
+						  &run_end);
+			break;
+		}
+		/* Pairs with the writer's release of started: hist[s1] is set. */
+		s1 = smp_load_acquire(&rr->started);
+		seen = false;
+		for (k = d0; k <= s1 && !seen; k++)
+			seen = rr->hist[k * RR_PROBES + p] == st;
+		bad += !seen;
+	}
+	rcu_unregister_thread();
+	__atomic_add_fetch(&rr->bad, bad, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static bool test_reader_race(void *ctx)
+{
+	struct reader_race *rr = calloc(1, sizeof(*rr));
+	struct gt_rand r = { .s = seed ? seed : 1 };
+	pthread_t th[RR_READERS];
+	unsigned long op, k;
+	unsigned int p;
+	u8 *page = NULL;
+	bool ok = false;
+	pgoff_t i;
+
+	if (!rr)
+		return false;
+	rr->nr = 3 * B1G + 5 * B2M + 3;
+	rr->hist = calloc((RR_OPS + 1) * RR_PROBES, 1);
+	page = calloc(rr->nr, 1);
+	if (!rr->hist || !page || !gt_check_eq(ctx, gt_open(&rr->f, rr->nr, 0), 0))
+		goto free;
+	/* Probes at and around 1G and 2M boundaries, and anywhere. */
+	for (p = 0; p < RR_PROBES; p++) {
+		i = gt_rand_below(&r, rr->nr);
+		if (p < RR_PROBES / 2)
+			i = round_down(i, p < RR_PROBES / 4 ? B1G : B2M);
+		i += gt_rand_below(&r, 3);
+		i -= min_t(pgoff_t, i, gt_rand_below(&r, 2));
+		rr->probe[p] = min(i, rr->nr - 1);
+	}
+
+	for (k = 0; k < RR_READERS; k++)
+		pthread_create(&th[k], NULL, rr_reader, rr);
+	for (op = 1; op <= RR_OPS; op++) {
+		unsigned int set = gt_rand_below(&r, 4);
+		unsigned int clear = gt_rand_below(&r, 4);
+		unsigned int kind = gt_rand_below(&r, 100);
+		pgoff_t s, e, c;
+
+		if (kind < 10) {
+			/* Whole 1G blocks: merged mixed ranges break apart. */
+			s = round_down(gt_rand_below(&r, rr->nr), B1G);
+			e = min(s + B1G * (1 + gt_rand_below(&r, 3)), rr->nr);
+		} else if (kind < 55) {
+			/* Near a probe: chunks made, changed and merged. */
+			c = rr->probe[gt_rand_below(&r, RR_PROBES)];
+			s = c - min_t(pgoff_t, c, gt_rand_below(&r, 40));
+			e = min(s + 1 + gt_rand_below(&r, kind < 40 ? 64 : 3 * B2M),
+				rr->nr);
+		} else {
+			s = gt_rand_pos(&r, rr->nr);
+			e = min(s + gt_rand_len(&r), rr->nr);
+		}
+		for (p = 0; p < RR_PROBES; p++) {
+			u8 v = page[rr->probe[p]];
+
+			if (rr->probe[p] >= s && rr->probe[p] < e)
+				v = (v | set) & ~clear & KVM_GMEM_STATE_MASK;
+			rr->hist[op * RR_PROBES + p] = v;
+		}
+		/* The expected states before the update can start. */
+		smp_store_release(&rr->started, op);
+		if (gt_update_raw(&rr->f, s, e, set, clear) < 0)
+			break;
+		for (i = s; i < e; i++)
+			page[i] = (page[i] | set) & ~clear & KVM_GMEM_STATE_MASK;
+		/* The update is complete before readers rely on it. */
+		smp_store_release(&rr->done, op);
+	}
+	WRITE_ONCE(rr->stop, true);
+	for (k = 0; k < RR_READERS; k++)
+		pthread_join(th[k], NULL);
+	ok = gt_check_eq(ctx, op, RR_OPS + 1) && gt_check_eq(ctx, rr->bad, 0);
+	gt_close(&rr->f);
+free:
+	free(page);
+	free(rr->hist);
+	free(rr);
+	return ok;
+}
+
 static bool test_no_leaks(void *ctx)
 {
 	struct gmem_alloc_stats st;
@@ -146,6 +284,7 @@ static const struct gmem_test tests[] = {
 	TEST(fragmented_bound),
 	TEST(alloc_failure),
 	TEST(clear_race),
+	TEST(reader_race),
 	TEST(random),
 	TEST(no_leaks),
 };

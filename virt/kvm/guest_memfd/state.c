@@ -87,7 +87,7 @@
  * update is not read. Within a leaf, a 2M block turning into a chunk gets
  * its pointer, then its byte 0; one turning uniform its byte, then a NULL
  * pointer (gmem_leaf_set()): a reader that finds a NULL pointer behind a 0
- * byte reads the byte again (gmem_leaf_lookup()). So a reader sees each
+ * byte reads the byte again (gmem_leaf_read()). So a reader sees each
  * block either before or after a concurrent update, as with the tree.
  *
  * A lookup in a file with the tables needs no tree walk except in the
@@ -354,7 +354,7 @@ static void gmem_leaf_set(struct kvm_gmem_blk_leaf *leaf, unsigned long b,
 		WRITE_ONCE(leaf->val[b], xa_to_value(entry) + 1);
 		/*
 		 * The byte before the cleared pointer that sends readers back
-		 * to it; pairs with the smp_rmb() in gmem_leaf_lookup().
+		 * to it; pairs with the smp_rmb() in gmem_leaf_read().
 		 */
 		smp_wmb();
 		RCU_INIT_POINTER(leaf->chunk[b], NULL);
@@ -1816,7 +1816,7 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 
 	/*
 	 * Published before the tree entry that sent us here (pairs with the
-	 * release in gmem_blk_update()).
+	 * release in gmem_blk_update(); see gmem_tree_span()).
 	 */
 	leaf = smp_load_acquire(&s->gig_blk[pos >> KVM_GMEM_STATE_ORDER_1G]);
 	if (WARN_ON_ONCE(!leaf)) {
@@ -1854,11 +1854,18 @@ static unsigned int gmem_tree_span(struct kvm_gmem_state *s,
 	unsigned int st;
 	pgoff_t e;
 
-	if (entry == GMEM_LEAF_ENTRY)
+	if (entry == GMEM_LEAF_ENTRY) {
+		/*
+		 * A value carries no address dependency to the leaf: order
+		 * the tree load before the leaf pointer load, which pairs with
+		 * gmem_blk_update() publishing the leaf before the tree entry.
+		 */
+		smp_rmb();
 		return gmem_leaf_span(s, pos,
 				      min_t(pgoff_t, limit,
 					    (pos | (KVM_GMEM_GIG_PAGES - 1)) + 1),
 				      span_end);
+	}
 	if (!gmem_is_chunk(entry)) {
 		*span_end = min(mas.last, limit - 1) + 1;
 		return xa_to_value(entry);

@@ -1260,8 +1260,11 @@ static bool test_random(void *ctx)
 	/* Two 1G blocks, a few 2M blocks and a partial one. */
 	pgoff_t nr = 2 * B1G + 3 * B2M + 77;
 
-	return gt_random_seed(ctx, gmem_test_seed(ctx), GMEM_TEST_RANDOM_OPS,
-			      nr);
+	if (!gt_random_seed(ctx, gmem_test_seed(ctx), GMEM_TEST_RANDOM_OPS, nr))
+		return false;
+	/* Whole 1G blocks only: every block may get a leaf. */
+	return gt_random_seed(ctx, gmem_test_seed(ctx) ^ 1,
+			      GMEM_TEST_RANDOM_OPS / 4, 3 * B1G);
 }
 
 #endif /* __KVM_GMEM_STATE_TEST_H */
