@@ -281,6 +281,7 @@ static const struct gmem_test tests[] = {
 	TEST(huge_files),
 	TEST(userfault),
 	TEST(iterator),
+	TEST(leaves),
 	TEST(fragmented_bound),
 	TEST(alloc_failure),
 	TEST(clear_race),

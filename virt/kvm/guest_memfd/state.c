@@ -986,20 +986,29 @@ static void gmem_copy_publish(struct kvm_gmem_state *s,
 	call_rcu(&old->rcu, gmem_tree_free_rcu);
 }
 
-/* Whether 1G block @g needs a new leaf for an update of [@start, @end). */
-static bool gmem_blk_needs_leaf(struct kvm_gmem_state *s, unsigned long g,
-				pgoff_t start, pgoff_t end)
+/*
+ * Whether 1G block @g needs a new leaf: it has none and tree plan @tp makes
+ * it GMEM_LEAF_ENTRY. A 1G block without a leaf is uniform, and only one
+ * the update covers in part can stop being so.
+ */
+static bool gmem_blk_needs_leaf(struct kvm_gmem_state *s,
+				struct gmem_plan *tp, unsigned long g)
 {
 	pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+	unsigned long i;
 
-	/* A whole 1G block without a leaf is uniform; covered, it stays so. */
-	return !s->gig_blk[g] && base + KVM_GMEM_GIG_PAGES <= s->nr_pages &&
-	       (start > base || end < base + KVM_GMEM_GIG_PAGES);
+	if (s->gig_blk[g] || !gmem_gig_leafy(s, g))
+		return false;
+	for (i = 0; i < tp->nr; i++)
+		if (tp->runs[i].first <= base && base <= tp->runs[i].last)
+			return tp->runs[i].entry == GMEM_LEAF_ENTRY;
+	return false;
 }
 
 /* Allocate the (at most two) leaves an update of [@start, @end) needs. */
-static int gmem_blk_prepare(struct kvm_gmem_state *s, pgoff_t start,
-			    pgoff_t end, struct kvm_gmem_blk_leaf **fresh)
+static int gmem_blk_prepare(struct kvm_gmem_state *s, struct gmem_plan *tp,
+			    pgoff_t start, pgoff_t end,
+			    struct kvm_gmem_blk_leaf **fresh)
 {
 	unsigned long g0 = start >> KVM_GMEM_STATE_ORDER_1G;
 	unsigned long g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
@@ -1009,7 +1018,7 @@ static int gmem_blk_prepare(struct kvm_gmem_state *s, pgoff_t start,
 		return 0;
 	for (i = 0; i < 2; i++) {
 		g = i ? g1 : g0;
-		if ((i && g1 == g0) || !gmem_blk_needs_leaf(s, g, start, end))
+		if ((i && g1 == g0) || !gmem_blk_needs_leaf(s, tp, g))
 			continue;
 		fresh[i] = kmem_cache_alloc(kvm_gmem_leaf_cache, GMEM_GFP);
 		if (!fresh[i])
@@ -1337,7 +1346,7 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		}
 	}
 
-	ret = gmem_blk_prepare(s, start, end, fresh);
+	ret = gmem_blk_prepare(s, &tp, start, end, fresh);
 	if (ret)
 		goto out;
 

@@ -88,12 +88,11 @@ struct kvm_gmem_uf {
  *	a single value entry over the whole block, else 0; written by writers
  *	after the tree, read locklessly by kvm_gmem_state_lookup(). NULL for
  *	files larger than KVM_GMEM_UF_MAX_GIGS.
- * @gig_blk: per 1G block, NULL until an update first covers part of it
- *	(the block may stop being uniform then), then its leaf: per 2M block
- *	the state plus one if the block has one state, else 0 and the
- *	block's chunk; while the 1G block is not uniform, @tree holds one
- *	entry over all of it and the leaf is the only place its 2M blocks
- *	are described
+ * @gig_blk: per 1G block, NULL until the block first stops being
+ *	uniform, then its leaf: per 2M block the state plus one if the block
+ *	has one state, else 0 and the block's chunk; while the 1G block is
+ *	not uniform, @tree holds one entry over all of it and the leaf is
+ *	the only place its 2M blocks are described
  * @nr_chunks: number of per-page chunks, in @tree and in the leaves
  * @nr_uf_leaves: number of allocated 1G userfault leaves
  * @nr_blk_leaves: number of allocated @gig_blk leaves

@@ -49,6 +49,7 @@ GMEM_KUNIT(test_boundaries)
 GMEM_KUNIT(test_huge_files)
 GMEM_KUNIT(test_userfault)
 GMEM_KUNIT(test_iterator)
+GMEM_KUNIT(test_leaves)
 GMEM_KUNIT(test_fragmented_bound)
 
 static void kunit_test_random(struct kunit *test)
@@ -77,6 +78,7 @@ static struct kunit_case gmem_state_cases[] = {
 	KUNIT_CASE(kunit_test_huge_files),
 	KUNIT_CASE(kunit_test_userfault),
 	KUNIT_CASE(kunit_test_iterator),
+	KUNIT_CASE(kunit_test_leaves),
 	KUNIT_CASE_SLOW(kunit_test_fragmented_bound),
 	KUNIT_CASE_SLOW(kunit_test_random),
 	{}

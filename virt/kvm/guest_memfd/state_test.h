@@ -738,6 +738,41 @@ static bool test_userfault(void *ctx)
 	return true;
 }
 
+/* A 1G block gets a leaf when it stops being uniform, and only then. */
+static bool test_leaves(void *ctx)
+{
+	struct gt_file f;
+
+	if (!gt_check_eq(ctx, gt_open(&f, 2 * B1G, 0), 0))
+		return false;
+	/* Whole 1G blocks stay uniform. */
+	if (!gt_check_eq(ctx, gt_update(&f, B1G, 2 * B1G, GT_SHARED, 0), 0))
+		return false;
+	/* Covers the first 1G block in part, but changes nothing there. */
+	if (!gt_check_eq(ctx, gt_update(&f, 100, 2 * B1G, 0, GT_SHARED), 0))
+		return false;
+	if (!gt_check_eq(ctx, f.s.nr_blk_leaves, 0))
+		return false;
+	if (!gt_check_eq(ctx, gt_update(&f, 100, 101, GT_SHARED, 0), 0))
+		return false;
+	if (!gt_check_eq(ctx, f.s.nr_blk_leaves, 1))
+		return false;
+	/* The mixed 1G block is one entry, the private one another. */
+	if (!gt_check_eq(ctx, gt_stats(&f).tree_entries, 2))
+		return false;
+	/* Uniform again: the leaf stays, the tree is one range again. */
+	if (!gt_check_eq(ctx, gt_update(&f, 100, 101, 0, GT_SHARED), 0))
+		return false;
+	if (!gt_check_eq(ctx, f.s.nr_blk_leaves, 1))
+		return false;
+	if (!gt_check_eq(ctx, gt_stats(&f).tree_entries, 1))
+		return false;
+	if (!gt_check_eq(ctx, gt_stats(&f).chunks, 0))
+		return false;
+	gt_close(&f);
+	return true;
+}
+
 /* Fragmentation on purpose must stay within the fixed bounds. */
 static bool test_fragmented_bound(void *ctx)
 {
