@@ -290,6 +290,25 @@ gmem_leaf_lookup(struct kvm_gmem_blk_leaf *leaf, pgoff_t index,
 	return v - 1;
 }
 
+/*
+ * State of page @pos of chunk @c, whose 2M block starts at @base, and in
+ * *@span_end the end of the run of that state before @stop (at most the
+ * end of the block).
+ */
+static unsigned int gmem_chunk_span(const struct kvm_gmem_chunk *c,
+				    pgoff_t base, pgoff_t pos, pgoff_t stop,
+				    pgoff_t *span_end)
+{
+	unsigned int st = gmem_chunk_get(c, pos - base);
+	pgoff_t e;
+
+	for (e = pos + 1; e < stop; e++)
+		if (gmem_chunk_get(c, e - base) != st)
+			break;
+	*span_end = e;
+	return st;
+}
+
 static void gmem_chunk_free_rcu(struct rcu_head *head)
 {
 	kmem_cache_free(kvm_gmem_chunk_cache,
@@ -341,7 +360,7 @@ static void *gmem_leaf_entry(struct kvm_gmem_state *s,
 
 /*
  * Make @entry (a value or a chunk) the entry of 2M block @b of leaf @leaf,
- * in the order gmem_leaf_lookup() relies on.
+ * in the order gmem_leaf_read() relies on.
  */
 static void gmem_leaf_set(struct kvm_gmem_blk_leaf *leaf, unsigned long b,
 			  void *entry)
@@ -987,6 +1006,24 @@ static void gmem_copy_publish(struct kvm_gmem_state *s,
 }
 
 /*
+ * The entry tree plan @tp stores over 1G block @g, a block with leaves
+ * that the update reaches into (one entry covers all of it), or NULL if
+ * the plan does not reach it. *@i is a cursor into @tp: 0 for the first
+ * call, then kept for calls with ascending @g.
+ */
+static void *gmem_plan_gig_entry(struct gmem_plan *tp, unsigned long g,
+				 unsigned long *i)
+{
+	pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
+
+	while (*i < tp->nr && tp->runs[*i].last < base)
+		(*i)++;
+	if (*i < tp->nr && tp->runs[*i].first <= base)
+		return tp->runs[*i].entry;
+	return NULL;
+}
+
+/*
  * Whether 1G block @g needs a new leaf: it has none and tree plan @tp makes
  * it GMEM_LEAF_ENTRY. A 1G block without a leaf is uniform, and only one
  * the update covers in part can stop being so.
@@ -994,15 +1031,10 @@ static void gmem_copy_publish(struct kvm_gmem_state *s,
 static bool gmem_blk_needs_leaf(struct kvm_gmem_state *s,
 				struct gmem_plan *tp, unsigned long g)
 {
-	pgoff_t base = g << KVM_GMEM_STATE_ORDER_1G;
-	unsigned long i;
+	unsigned long i = 0;
 
-	if (s->gig_blk[g] || !gmem_gig_leafy(s, g))
-		return false;
-	for (i = 0; i < tp->nr; i++)
-		if (tp->runs[i].first <= base && base <= tp->runs[i].last)
-			return tp->runs[i].entry == GMEM_LEAF_ENTRY;
-	return false;
+	return !s->gig_blk[g] && gmem_gig_leafy(s, g) &&
+	       gmem_plan_gig_entry(tp, g, &i) == GMEM_LEAF_ENTRY;
 }
 
 /* Allocate the (at most two) leaves an update of [@start, @end) needs. */
@@ -1092,29 +1124,26 @@ static void gmem_blk_update(struct kvm_gmem_state *s, struct gmem_plan *p,
 }
 
 /*
- * Recompute the 1G table entries of the blocks [@start, @end) touches, after
- * the tree changed. Merges with neighbours change no page state, so no
- * other block can have changed.
+ * Set the 1G table entries of the blocks [@start, @end) touches, after the
+ * tree took plan @tp, from the entry @tp stored over each whole 1G block.
+ * Merges with neighbours change no page state, so no other block can have
+ * changed; the partial 1G block at the end of the file is never mapped
+ * as one (0).
  */
-static void gmem_gig_refresh(struct kvm_gmem_state *s, pgoff_t start,
-			     pgoff_t end)
+static void gmem_gig_refresh(struct kvm_gmem_state *s, struct gmem_plan *tp,
+			     pgoff_t start, pgoff_t end)
 {
-	MA_STATE(mas, &gmem_tree_locked(s)->mt, 0, 0);
-	unsigned long g, g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G;
-	pgoff_t base;
+	unsigned long g, g1 = (end - 1) >> KVM_GMEM_STATE_ORDER_1G, i = 0;
 	void *entry;
 	u8 val;
 
 	if (!s->gig_state)
 		return;
 	for (g = start >> KVM_GMEM_STATE_ORDER_1G; g <= g1; g++) {
-		base = g << KVM_GMEM_STATE_ORDER_1G;
 		val = 0;
-		if (base + KVM_GMEM_GIG_PAGES <= s->nr_pages) {
-			mas_set(&mas, base);
-			entry = mas_walk(&mas);
-			if (xa_is_value(entry) && entry != GMEM_LEAF_ENTRY &&
-			    mas.last >= base + KVM_GMEM_GIG_PAGES - 1)
+		if (gmem_gig_leafy(s, g)) {
+			entry = gmem_plan_gig_entry(tp, g, &i);
+			if (!WARN_ON_ONCE(!entry) && entry != GMEM_LEAF_ENTRY)
 				val = xa_to_value(entry) + 1;
 		}
 		/*
@@ -1365,7 +1394,7 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 		gmem_copy_publish(s, t, copy);
 	else
 		gmem_commit_direct(&t->mt, &tp, &mas, structural);
-	gmem_gig_refresh(s, start, end);
+	gmem_gig_refresh(s, &tp, start, end);
 
 	s->nr_chunks += p.nr_fresh;
 	s->nr_chunks -= p.nr_dead;
@@ -1819,7 +1848,6 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 	pgoff_t bs = round_down(pos, KVM_GMEM_BLOCK_PAGES);
 	pgoff_t e = bs + KVM_GMEM_BLOCK_PAGES;
 	struct kvm_gmem_blk_leaf *leaf;
-	unsigned int st;
 	void *entry;
 	u8 v;
 
@@ -1845,12 +1873,9 @@ static unsigned int gmem_leaf_span(struct kvm_gmem_state *s, pgoff_t pos,
 		*span_end = min(e, limit);
 		return v - 1;
 	}
-	st = gmem_chunk_get(entry, pos - bs);
-	for (e = pos + 1; e < limit && e < bs + KVM_GMEM_BLOCK_PAGES; e++)
-		if (gmem_chunk_get(entry, e - bs) != st)
-			break;
-	*span_end = e;
-	return st;
+	return gmem_chunk_span(entry, bs, pos,
+			       min_t(pgoff_t, limit, bs + KVM_GMEM_BLOCK_PAGES),
+			       span_end);
 }
 
 /* Tree state at @pos and the end of the span of the same tree state. */
@@ -1860,8 +1885,6 @@ static unsigned int gmem_tree_span(struct kvm_gmem_state *s,
 {
 	MA_STATE(mas, mt, pos, pos);
 	void *entry = mas_walk(&mas);
-	unsigned int st;
-	pgoff_t e;
 
 	if (entry == GMEM_LEAF_ENTRY) {
 		/*
@@ -1879,13 +1902,8 @@ static unsigned int gmem_tree_span(struct kvm_gmem_state *s,
 		*span_end = min(mas.last, limit - 1) + 1;
 		return xa_to_value(entry);
 	}
-
-	st = gmem_chunk_get(entry, pos - mas.index);
-	for (e = pos + 1; e < limit && e <= mas.last; e++)
-		if (gmem_chunk_get(entry, e - mas.index) != st)
-			break;
-	*span_end = e;
-	return st;
+	return gmem_chunk_span(entry, mas.index, pos, min(limit, mas.last + 1),
+			       span_end);
 }
 
 unsigned int kvm_gmem_state_range(struct kvm_gmem_state *s, pgoff_t index,
