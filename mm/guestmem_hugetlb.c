@@ -181,6 +181,24 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 EXPORT_SYMBOL_GPL(guestmem_hugetlb_create);
 
 /**
+ * guestmem_hugetlb_page_sizes() - the huge page sizes a backing can use
+ *
+ * Return: a mask with bit log2(size) set for every hugetlb page size,
+ * whether or not its pool has pages now.
+ */
+unsigned long guestmem_hugetlb_page_sizes(void)
+{
+	unsigned long sizes = 0;
+	struct hstate *h;
+
+	for_each_hstate(h)
+		if (huge_page_shift(h) < BITS_PER_LONG)
+			sizes |= BIT(huge_page_shift(h));
+	return sizes;
+}
+EXPORT_SYMBOL_GPL(guestmem_hugetlb_page_sizes);
+
+/**
  * guestmem_hugetlb_order() - folio order of a backing
  * @gh: the backing
  *

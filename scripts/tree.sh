@@ -89,7 +89,9 @@ sync_overlay() {
 	done < "$new"
 	# Files dropped from the overlay since the last run go away.
 	comm -23 "$old" "$new" | while read -r f; do rm -f "$SRC/$f"; done
-	rsync -a --checksum --files-from="$new" "$TOP/" "$SRC/"
+	# No -t: a changed file gets a new mtime even when its source is older
+	# than the last build (make compares mtimes); unchanged ones keep theirs.
+	rsync -rlp --checksum --files-from="$new" "$TOP/" "$SRC/"
 	mv "$new" "$old"
 	log "overlay: $(wc -l < "$old") new file(s)"
 }

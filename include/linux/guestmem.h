@@ -18,6 +18,7 @@ struct guestmem_hugetlb;
 struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 						 loff_t size, bool splittable);
 void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh);
+unsigned long guestmem_hugetlb_page_sizes(void);
 unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh);
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
@@ -39,6 +40,11 @@ guestmem_hugetlb_create(unsigned int page_shift, loff_t size, bool splittable)
 
 static inline void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
 {
+}
+
+static inline unsigned long guestmem_hugetlb_page_sizes(void)
+{
+	return 0;
 }
 
 static inline unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh)

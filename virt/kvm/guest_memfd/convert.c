@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * In-place shared <-> private conversion of guest_memfd pages
- * (KVM_GMEM_CONVERT_SHARED and KVM_GMEM_CONVERT_PRIVATE).
+ * In-place shared <-> private conversion of guest_memfd pages:
+ * KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd fd, as upstream has it.
  *
  * Protocol, all under the invalidate lock held exclusive:
- *  1. To private only: unmap the caller's own host mappings of the range
+ *  1. To private only: unmap the range from every process that maps it
  *     and make sure no page of it is still referenced by anyone but the
- *     page cache; a page that is (pinned, under I/O, being faulted in,
- *     mapped by another process) fails the call with -EAGAIN and its
- *     offset, before anything changed.
+ *     page cache; a page that is (pinned, under I/O, being faulted in)
+ *     fails the call with -EAGAIN and its offset, before anything
+ *     changed.
  *  2. Update the state map: O(ranges touched), whatever the size.
  *  3. If a page changed state, zap KVM's mappings of the range in every VM
  *     bound to the file and bump the MMU invalidation sequence, in one
@@ -34,21 +34,19 @@
 #include "gmem.h"
 
 /*
- * Remove the calling process's mappings of [@start, @end). Other processes
- * keep theirs: their page table entries are references like pins, which
- * the check below refuses, rather than access revoked behind their back.
+ * Remove every process's mappings of [@start, @end): private pages are
+ * for the guest only, whoever mapped them while they were shared (the VMM,
+ * a forked child, a device backend). Later accesses raise SIGBUS.
  */
-static void kvm_gmem_unmap_own(struct address_space *mapping, pgoff_t start,
-			       pgoff_t end)
+static void kvm_gmem_unmap(struct address_space *mapping, pgoff_t start,
+			   pgoff_t end)
 {
-	if (current->mm)
-		unmap_mapping_pages_mm(mapping, current->mm, start,
-				       end - start);
+	unmap_mapping_pages(mapping, start, end - start, false);
 }
 
 /*
- * Unmap the caller's mappings of [@start, @end) and check that nobody else
- * holds a page of it. On -EAGAIN, *@bad is the first busy page.
+ * Unmap [@start, @end) from every process and check that nobody else holds
+ * a page of it. On -EAGAIN, *@bad is the first busy page.
  */
 static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 				pgoff_t end, pgoff_t *bad)
@@ -75,7 +73,7 @@ static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 			 * host never touched them).
 			 */
 			if (!unmapped && folio_mapped(folio)) {
-				kvm_gmem_unmap_own(mapping, folio->index, end);
+				kvm_gmem_unmap(mapping, folio->index, end);
 				unmapped = true;
 			}
 			/*
@@ -85,12 +83,12 @@ static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 			 */
 			folio_lock(folio);
 			if (folio_mapped(folio))
-				kvm_gmem_unmap_own(mapping, folio->index,
+				kvm_gmem_unmap(mapping, folio->index,
 						   folio_next_index(folio));
 			/*
 			 * The page cache's references, our batch's and a
-			 * split huge page's anchor; a mapping left is
-			 * another process's.
+			 * split huge page's anchor; anything else is a pin,
+			 * I/O or a GUP reference in flight.
 			 */
 			if (folio_ref_count(folio) != folio_nr_pages(folio) + 1 +
 			    guestmem_hugetlb_extra_refs(gi->hugetlb, folio)) {
@@ -119,45 +117,82 @@ static bool kvm_gmem_needs_convert(struct kvm_gmem_state *s, pgoff_t start,
 	return false;
 }
 
-/**
- * kvm_gmem_convert() - KVM_GMEM_CONVERT_SHARED / KVM_GMEM_CONVERT_PRIVATE
- * @file: a guest_memfd file
- * @to_private: the direction
- * @argp: user pointer to struct kvm_gmem_convert
- *
- * Return: 0; -EINVAL for bad arguments or a file created without
- * GUEST_MEMFD_FLAG_MMAP; -EAGAIN with error_offset set if a page is still
- * referenced or mapped by another process (to private), -EAGAIN with
- * error_offset unchanged if a huge folio stayed referenced (to shared);
- * -ENOMEM; -EINTR; -EFAULT. On error the state is unchanged.
+/*
+ * Check @args of KVM_SET_MEMORY_ATTRIBUTES2 on @file, in upstream's order,
+ * and turn its range into page indices [*@start, *@end).
  */
-long kvm_gmem_convert(struct file *file, bool to_private, void __user *argp)
+static int kvm_gmem_check_attributes(struct file *file,
+				     const struct kvm_memory_attributes2 *args,
+				     pgoff_t *start, pgoff_t *end)
+{
+	struct kvm_gmem_file *f = file->private_data;
+	u64 last;
+	int i;
+
+	/* No flags are defined (upstream dropped its content modes). */
+	if (args->flags)
+		return -EINVAL;
+
+	for (i = 0; i < ARRAY_SIZE(args->reserved); i++)
+		if (args->reserved[i])
+			return -EINVAL;
+
+	if (!kvm_gmem_supports_attributes(f->kvm))
+		return -EINVAL;
+
+	if (args->attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE)
+		return -EINVAL;
+
+	if (!args->size || check_add_overflow(args->offset, args->size, &last))
+		return -EINVAL;
+
+	if (!PAGE_ALIGNED(args->offset) || !PAGE_ALIGNED(args->size))
+		return -EINVAL;
+
+	if (last > i_size_read(file_inode(file)))
+		return -EINVAL;
+
+	/* A file without a state of its own follows the VM's attributes. */
+	if (!kvm_gmem_has_state(kvm_gmem_file_inode(file)))
+		return -EINVAL;
+
+	*start = args->offset >> PAGE_SHIFT;
+	*end = last >> PAGE_SHIFT;
+	return 0;
+}
+
+/**
+ * kvm_gmem_set_attributes() - KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd
+ * @file: a guest_memfd file
+ * @argp: user pointer to struct kvm_memory_attributes2
+ *
+ * Make [offset, offset + size) private (attributes ==
+ * KVM_MEMORY_ATTRIBUTE_PRIVATE) or shared (attributes == 0), in place.
+ *
+ * Return: 0; -EINVAL for bad arguments, a VM type without private memory
+ * or a file that does not own its pages' state; -EAGAIN with error_offset
+ * set if a page is still referenced beyond its mappings (to private),
+ * -EAGAIN with error_offset unchanged if a huge folio stayed referenced
+ * (to shared, hugetlb files); -ENOMEM; -EINTR; -EFAULT. On error the
+ * state is unchanged.
+ */
+long kvm_gmem_set_attributes(struct file *file, void __user *argp)
 {
 	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
 	struct address_space *mapping = file->f_mapping;
-	struct kvm_gmem_convert args;
+	struct kvm_memory_attributes2 args;
 	pgoff_t start, end, bad;
-	u64 last;
-	int ret, i;
+	bool to_private;
+	int ret;
 
 	if (copy_from_user(&args, argp, sizeof(args)))
 		return -EFAULT;
 
-	for (i = 0; i < ARRAY_SIZE(args.reserved); i++)
-		if (args.reserved[i])
-			return -EINVAL;
+	ret = kvm_gmem_check_attributes(file, &args, &start, &end);
+	if (ret)
+		return ret;
 
-	if (!kvm_gmem_has_mmap(gi))
-		return -EINVAL;
-
-	if (!args.size || !PAGE_ALIGNED(args.offset) ||
-	    !PAGE_ALIGNED(args.size) ||
-	    check_add_overflow(args.offset, args.size, &last) ||
-	    last > i_size_read(file_inode(file)))
-		return -EINVAL;
-
-	start = args.offset >> PAGE_SHIFT;
-	end = last >> PAGE_SHIFT;
+	to_private = args.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 
 	filemap_invalidate_lock(mapping);
 

@@ -79,10 +79,34 @@ static inline struct kvm_gmem_inode *kvm_gmem_file_inode(struct file *file)
 	return KVM_GMEM_I(file_inode(file));
 }
 
-/* Whether the host may mmap the file (and so the state says who owns it). */
+/* Whether the host may mmap the file. */
 static inline bool kvm_gmem_has_mmap(struct kvm_gmem_inode *gi)
 {
 	return gi->flags & GUEST_MEMFD_FLAG_MMAP;
+}
+
+/*
+ * Whether the file, not the VM's memory attributes, says which of its pages
+ * are shared and which private: files the host can map, and files whose
+ * pages start shared. KVM then takes shared pages from the file too (a
+ * memslot bound to it is served by guest_memfd alone), and the state
+ * changes with KVM_SET_MEMORY_ATTRIBUTES2 on the file. Other files keep
+ * 6.12's model: KVM_SET_MEMORY_ATTRIBUTES on the VM, shared pages from the
+ * memslot's userspace address.
+ */
+static inline bool kvm_gmem_has_state(struct kvm_gmem_inode *gi)
+{
+	return gi->flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+}
+
+/*
+ * Whether KVM_SET_MEMORY_ATTRIBUTES2 may change the state of @kvm's files:
+ * VM types with private memory that the host may read and write in place
+ * (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES).
+ */
+static inline bool kvm_gmem_supports_attributes(struct kvm *kvm)
+{
+	return kvm_arch_has_private_mem(kvm) && kvm_arch_gmem_supports_mmap(kvm);
 }
 
 /* Whether the host may map page @index (the one lookup, order 0). */
@@ -100,11 +124,11 @@ void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
 void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 			 pgoff_t end);
 
-long kvm_gmem_convert(struct file *file, bool to_private,
-		      void __user *argp);
+long kvm_gmem_set_attributes(struct file *file, void __user *argp);
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
 u64 kvm_gmem_hugetlb_flags(void);
+int kvm_gmem_hugetlb_sizes(void);
 int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
 void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
@@ -122,6 +146,11 @@ unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
  * (gi->hugetlb stays NULL) and none of these is reached with one.
  */
 static inline u64 kvm_gmem_hugetlb_flags(void)
+{
+	return 0;
+}
+
+static inline int kvm_gmem_hugetlb_sizes(void)
 {
 	return 0;
 }

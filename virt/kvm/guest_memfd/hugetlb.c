@@ -52,6 +52,18 @@ u64 kvm_gmem_hugetlb_flags(void)
 }
 
 /**
+ * kvm_gmem_hugetlb_sizes() - KVM_CAP_GUEST_MEMFD_HUGETLB
+ *
+ * Return: the page sizes of GUEST_MEMFD_FLAG_HUGETLB that KVM can map, at
+ * most 1G, as a mask of 1 << log2(size).
+ */
+int kvm_gmem_hugetlb_sizes(void)
+{
+	return guestmem_hugetlb_page_sizes() &
+	       GENMASK(PUD_SHIFT, PAGE_SHIFT + 1);
+}
+
+/**
  * kvm_gmem_hugetlb_setup() - give a new inode its hugetlb backing
  * @gi: the inode, not visible to anyone yet
  * @size: the file size
@@ -71,8 +83,10 @@ int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags)
 	if (!(flags & GUEST_MEMFD_FLAG_HUGETLB))
 		return shift ? -EINVAL : 0;
 
-	/* Only files the host can map ever split a folio. */
-	gh = guestmem_hugetlb_create(shift, size, flags & GUEST_MEMFD_FLAG_MMAP);
+	/* Only files with shared pages ever split a folio. */
+	gh = guestmem_hugetlb_create(shift, size,
+				     flags & (GUEST_MEMFD_FLAG_MMAP |
+					      GUEST_MEMFD_FLAG_INIT_SHARED));
 	if (IS_ERR(gh))
 		return PTR_ERR(gh);
 	gi->hugetlb = gh;
@@ -128,7 +142,7 @@ static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi, pgoff_t index)
  * @gi: an inode with hugetlb backing
  * @index: the page index
  *
- * For files the host can map, a folio whose block has a shared page is
+ * For files that own their state, a folio whose block has a shared page is
  * split first (see the top of this file), so that a shared page is always
  * a folio of its own.
  *
@@ -145,7 +159,7 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 		folio = guestmem_hugetlb_get_folio(gi->hugetlb,
 						   gi->vfs_inode.i_mapping,
 						   index);
-		if (IS_ERR(folio) || !kvm_gmem_has_mmap(gi) ||
+		if (IS_ERR(folio) || !kvm_gmem_has_state(gi) ||
 		    !folio_test_large(folio) ||
 		    kvm_gmem_hugetlb_private(gi, folio->index,
 					     folio_order(folio)))

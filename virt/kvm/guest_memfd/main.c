@@ -143,10 +143,11 @@ static void kvm_gmem_file_invalidate_begin(struct kvm_gmem_inode *gi,
 			.slot = slot,
 			.may_block = true,
 			/*
-			 * Without mmap only KVM's private mappings come from
-			 * guest_memfd; with it, shared ones do too.
+			 * Without a state of its own only KVM's private
+			 * mappings come from guest_memfd; with it, shared
+			 * ones do too.
 			 */
-			.attr_filter = kvm_gmem_has_mmap(gi) ?
+			.attr_filter = kvm_gmem_has_state(gi) ?
 				       KVM_FILTER_PRIVATE | KVM_FILTER_SHARED :
 				       KVM_FILTER_PRIVATE,
 		};
@@ -505,10 +506,8 @@ static long kvm_gmem_ioctl(struct file *file, unsigned int ioctl,
 	void __user *argp = (void __user *)arg;
 
 	switch (ioctl) {
-	case KVM_GMEM_CONVERT_SHARED:
-		return kvm_gmem_convert(file, false, argp);
-	case KVM_GMEM_CONVERT_PRIVATE:
-		return kvm_gmem_convert(file, true, argp);
+	case KVM_SET_MEMORY_ATTRIBUTES2:
+		return kvm_gmem_set_attributes(file, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -710,19 +709,52 @@ void kvm_gmem_exit(void)
 
 /**
  * kvm_gmem_valid_flags() - the KVM_CREATE_GUEST_MEMFD flags of a VM
- * @kvm: the VM
+ * @kvm: the VM, or NULL for what some VM type supports (/dev/kvm)
  *
- * Host mmap and in-place conversion need the page content to be readable
- * by the host when shared and unchanged by conversion, which holds where
- * the architecture does not encrypt or own private memory.
+ * Host mmap needs the page content to be readable by the host when shared
+ * and unchanged by conversion, which holds where the architecture does
+ * not encrypt or own private memory (and trivially where there is no
+ * private memory, for guests whose RAM is all guest_memfd).
  *
- * Return: the valid flags, also reported by KVM_CAP_GUEST_MEMFD_FLAGS.
+ * Return: the valid flags; KVM_CAP_GUEST_MEMFD_FLAGS reports those that
+ * fit in its int, KVM_CAP_GUEST_MEMFD_HUGETLB the hugetlb ones.
  */
 u64 kvm_gmem_valid_flags(struct kvm *kvm)
 {
-	if (kvm_arch_gmem_supports_mmap(kvm))
+	if (!kvm || kvm_arch_gmem_supports_mmap(kvm))
 		return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
 		       kvm_gmem_hugetlb_flags();
+	return 0;
+}
+
+/**
+ * kvm_gmem_check_extension() - the guest_memfd capabilities
+ * @kvm: the VM, or NULL for /dev/kvm
+ * @cap: KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES or
+ *	KVM_CAP_GUEST_MEMFD_HUGETLB
+ *
+ * Return: KVM_CAP_GUEST_MEMFD_FLAGS: the creation flags that are single
+ * bits (GUEST_MEMFD_FLAG_HUGETLB only works with a page size, so it has a
+ * capability of its own); KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES: the
+ * attributes KVM_SET_MEMORY_ATTRIBUTES2 can set on a guest_memfd;
+ * KVM_CAP_GUEST_MEMFD_HUGETLB: the page sizes GUEST_MEMFD_FLAG_HUGETLB
+ * takes, as a mask of 1 << log2(size).
+ */
+int kvm_gmem_check_extension(struct kvm *kvm, long cap)
+{
+	u64 flags = kvm_gmem_valid_flags(kvm);
+
+	switch (cap) {
+	case KVM_CAP_GUEST_MEMFD_FLAGS:
+		return flags & (GUEST_MEMFD_FLAG_MMAP |
+				GUEST_MEMFD_FLAG_INIT_SHARED);
+	case KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES:
+		return !kvm || kvm_gmem_supports_attributes(kvm) ?
+		       KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
+	case KVM_CAP_GUEST_MEMFD_HUGETLB:
+		return flags & GUEST_MEMFD_FLAG_HUGETLB ?
+		       kvm_gmem_hugetlb_sizes() : 0;
+	}
 	return 0;
 }
 
@@ -828,12 +860,11 @@ int kvm_gmem_create(struct kvm *kvm, struct kvm_create_guest_memfd *args)
 	loff_t size = args->size;
 	u64 flags = args->flags;
 
+	/*
+	 * Every flag works on its own: GUEST_MEMFD_FLAG_INIT_SHARED without
+	 * GUEST_MEMFD_FLAG_MMAP is memory that only KVM maps, shared.
+	 */
 	if (flags & ~kvm_gmem_valid_flags(kvm))
-		return -EINVAL;
-
-	/* Initially shared memory only makes sense if the host can map it. */
-	if ((flags & GUEST_MEMFD_FLAG_INIT_SHARED) &&
-	    !(flags & GUEST_MEMFD_FLAG_MMAP))
 		return -EINVAL;
 
 	if (size <= 0 || !PAGE_ALIGNED(size))
@@ -894,7 +925,7 @@ int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	WRITE_ONCE(slot->gmem.file, file);
 	slot->gmem.pgoff = start;
 	/* The file's state, not the VM's attributes, says what is private. */
-	slot->gmem.has_state = kvm_gmem_has_mmap(KVM_GMEM_I(inode));
+	slot->gmem.has_state = kvm_gmem_has_state(KVM_GMEM_I(inode));
 
 	r = xa_err(xa_store_range(&f->bindings, start, end - 1, slot, GFP_KERNEL));
 	if (r) {
@@ -1007,7 +1038,7 @@ static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 			break;
 		order = order > PMD_ORDER ? PMD_ORDER : 0;
 	}
-	if (order && kvm_gmem_has_mmap(gi)) {
+	if (order && kvm_gmem_has_state(gi)) {
 		kvm_gmem_state_lookup(&gi->state, index, order, &st);
 		order = st;
 	}

@@ -2,17 +2,23 @@
 /*
  * guest_memfd host mmap and in-place shared <-> private conversion
  * (GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_FLAG_INIT_SHARED,
- * KVM_GMEM_CONVERT_SHARED/PRIVATE) on a KVM_X86_SW_PROTECTED_VM:
- *  - the capability and the creation flags, with their failure cases;
+ * KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd fd) on a
+ * KVM_X86_SW_PROTECTED_VM:
+ *  - the capabilities on /dev/kvm and per VM type, and the creation flags,
+ *    with their failure cases;
  *  - mmap: MAP_SHARED only, zeroed pages, SIGBUS on private pages;
- *  - every bad input of the conversion ioctls fails and changes nothing;
+ *  - every bad input of KVM_SET_MEMORY_ATTRIBUTES2 fails and changes
+ *    nothing;
  *  - the conversion matrix over 4K, 2M and the whole file, with the guest
  *    and the host each reading the other's data after every conversion;
  *  - refusal: a page pinned through vmsplice() or by direct I/O in flight
  *    fails conversion to private with EAGAIN and its offset, and state and
  *    data stay as they were;
- *  - a page another process maps fails conversion to private the same
- *    way, the caller's own mappings do not;
+ *  - conversion to private revokes every process's mappings: a forked
+ *    child that maps a page gets SIGBUS afterwards;
+ *  - memslots served by guest_memfd alone: no userspace address, shared
+ *    and private pages both come from the file; a file that starts shared
+ *    but cannot be mapped by the host (INIT_SHARED alone);
  *  - a private access whose guest_memfd is gone exits to userspace;
  *  - races: conversions, hole punches, host faults and a running vCPU on
  *    one file, then a full conversion round trip with the data checked.
@@ -114,15 +120,15 @@ static void host_fill(uint8_t *mem, uint64_t offset, uint64_t size,
 		mem[offset + i] = val;
 }
 
-static int __convert(int fd, bool to_private, struct kvm_gmem_convert *c)
+static int __convert(int fd, bool to_private, struct kvm_memory_attributes2 *c)
 {
-	return ioctl(fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
-				      KVM_GMEM_CONVERT_SHARED, c);
+	c->attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
+	return ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, c);
 }
 
 static void convert(int fd, uint64_t offset, uint64_t size, bool to_private)
 {
-	struct kvm_gmem_convert c = { .offset = offset, .size = size };
+	struct kvm_memory_attributes2 c = { .offset = offset, .size = size };
 	int r = __convert(fd, to_private, &c);
 
 	TEST_ASSERT(!r, "conversion to %s of [0x%lx, +0x%lx) failed: %s",
@@ -165,7 +171,14 @@ struct gmem_vm {
 	int fd;
 };
 
-static void __gmem_vm_create(struct gmem_vm *g, uint64_t flags, void *code)
+/*
+ * A VM with one vCPU and GMEM_SIZE of guest_memfd at GMEM_GPA, mapped by
+ * the host. With @no_uaddr the memslot has no userspace address: KVM takes
+ * every page from the file (it does either way, the address only serves
+ * KVM's own accesses).
+ */
+static void ___gmem_vm_create(struct gmem_vm *g, uint64_t flags, void *code,
+			      bool no_uaddr)
 {
 	g->vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &g->vcpu,
 					      code);
@@ -174,10 +187,15 @@ static void __gmem_vm_create(struct gmem_vm *g, uint64_t flags, void *code)
 	g->mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      g->fd, 0);
 	TEST_ASSERT(g->mem != MAP_FAILED, "mmap of guest_memfd failed");
-	/* Shared guest accesses go through the host mapping of the file. */
 	vm_set_user_memory_region2(g->vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
-				   GMEM_GPA, GMEM_SIZE, g->mem, g->fd, 0);
+				   GMEM_GPA, GMEM_SIZE,
+				   no_uaddr ? NULL : g->mem, g->fd, 0);
 	virt_map(g->vm, GMEM_GPA, GMEM_GPA, GMEM_SIZE / getpagesize());
+}
+
+static void __gmem_vm_create(struct gmem_vm *g, uint64_t flags, void *code)
+{
+	___gmem_vm_create(g, flags, code, false);
 }
 
 static void gmem_vm_create(struct gmem_vm *g, uint64_t flags)
@@ -192,43 +210,104 @@ static void gmem_vm_destroy(struct gmem_vm *g)
 	close(g->fd);
 }
 
+/*
+ * guest_memfd memslots take neither dirty logging nor read-only (upstream
+ * since 6.8), and the memslot works once the flags are right.
+ */
+static void test_memslot_flags(struct kvm_vm *vm)
+{
+	int fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP |
+				       GUEST_MEMFD_FLAG_INIT_SHARED);
+	static const uint32_t bad[] = {
+		KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY,
+	};
+	int i, r;
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		r = __vm_set_user_memory_region2(vm, GMEM_SLOT,
+						 KVM_MEM_GUEST_MEMFD | bad[i],
+						 GMEM_GPA, GMEM_SIZE, NULL, fd, 0);
+		TEST_ASSERT(r && errno == EINVAL,
+			    "guest_memfd memslot with flag 0x%x must fail",
+			    bad[i]);
+	}
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, GMEM_SIZE, NULL, fd, 0);
+	vm_set_user_memory_region2(vm, GMEM_SLOT, 0, GMEM_GPA, 0, NULL, 0, 0);
+	close(fd);
+}
+
+/* Whether creating a guest_memfd with @flags on @vm works. */
+static bool create_works(struct kvm_vm *vm, uint64_t flags)
+{
+	int fd = __vm_create_guest_memfd(vm, GMEM_SIZE, flags);
+
+	if (fd < 0) {
+		TEST_ASSERT(errno == EINVAL, "flags 0x%lx: errno %d", flags,
+			    errno);
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+/*
+ * The capabilities as upstream reports them (KVM_CAP_GUEST_MEMFD_FLAGS on
+ * /dev/kvm and per VM type, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) plus
+ * this series' KVM_CAP_GUEST_MEMFD_HUGETLB, and which creation flags each
+ * VM type takes.
+ */
 static void test_flags(void)
 {
+	const uint64_t both = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
-	uint64_t valid = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
-			 GUEST_MEMFD_FLAG_HUGETLB;
 	uint64_t bit;
-	int fd;
+	int sizes;
 
-	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), valid);
+	TEST_ASSERT_EQ(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS), both);
+	TEST_ASSERT_EQ(kvm_check_cap(KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES),
+		       KVM_MEMORY_ATTRIBUTE_PRIVATE);
+	sizes = kvm_check_cap(KVM_CAP_GUEST_MEMFD_HUGETLB);
+	TEST_ASSERT(sizes & BIT(21), "2M hugetlb pages missing: 0x%x", sizes);
+	TEST_ASSERT(!(sizes & ~(BIT(21) | BIT(30))),
+		    "unexpected hugetlb page sizes: 0x%x", sizes);
 
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), both);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES),
+		       KVM_MEMORY_ATTRIBUTE_PRIVATE);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_HUGETLB), sizes);
+
+	/* Each flag the capability reports works alone and with the other. */
+	TEST_ASSERT(create_works(vm, GUEST_MEMFD_FLAG_MMAP), "MMAP alone");
+	TEST_ASSERT(create_works(vm, GUEST_MEMFD_FLAG_INIT_SHARED),
+		    "INIT_SHARED alone");
+	TEST_ASSERT(create_works(vm, both), "MMAP | INIT_SHARED");
 	/*
-	 * Alone, every bit fails: the hugetlb flag needs a page size and the
-	 * page size field needs the flag (guest_memfd_hugetlb_test).
+	 * Every other bit alone fails: the hugetlb flag needs a page size and
+	 * the page size field needs the flag (guest_memfd_hugetlb_test).
 	 */
-	for (bit = 0; bit < 64; bit++) {
-		if (BIT_ULL(bit) & (GUEST_MEMFD_FLAG_MMAP |
-				    GUEST_MEMFD_FLAG_INIT_SHARED))
-			continue;
-		fd = __vm_create_guest_memfd(vm, GMEM_SIZE, BIT_ULL(bit));
-		TEST_ASSERT(fd < 0 && errno == EINVAL,
-			    "flag bit %lu must be rejected with EINVAL", bit);
-	}
-	/* Initially shared memory the host cannot map makes no sense. */
-	fd = __vm_create_guest_memfd(vm, GMEM_SIZE,
-				     GUEST_MEMFD_FLAG_INIT_SHARED);
-	TEST_ASSERT(fd < 0 && errno == EINVAL,
-		    "INIT_SHARED without MMAP must be rejected");
-	fd = __vm_create_guest_memfd(vm, GMEM_SIZE + 1, GUEST_MEMFD_FLAG_MMAP);
-	TEST_ASSERT(fd < 0 && errno == EINVAL, "unaligned size must fail");
+	for (bit = 0; bit < 64; bit++)
+		if (!(BIT_ULL(bit) & both))
+			TEST_ASSERT(!create_works(vm, BIT_ULL(bit)),
+				    "flag bit %lu must be rejected", bit);
+	TEST_ASSERT(__vm_create_guest_memfd(vm, GMEM_SIZE + 1,
+					    GUEST_MEMFD_FLAG_MMAP) < 0 &&
+		    errno == EINVAL, "unaligned size must fail");
 	kvm_vm_free(vm);
 
-	/* The default VM type has no private memory: no flags. */
+	/*
+	 * The default VM type has no private memory, so nothing to convert,
+	 * but all its RAM can be guest_memfd (guest_memfd_test runs a guest).
+	 */
 	vm = vm_create_barebones();
-	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), 0);
-	fd = __vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP);
-	TEST_ASSERT(fd < 0 && errno == EINVAL,
-		    "default VM type must reject GUEST_MEMFD_FLAG_MMAP");
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD), 1);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS), both);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES), 0);
+	TEST_ASSERT(create_works(vm, both), "default VM: MMAP | INIT_SHARED");
+	test_memslot_flags(vm);
+	kvm_vm_free(vm);
+	vm = ____vm_create(protected_vm_shape);
+	test_memslot_flags(vm);
 	kvm_vm_free(vm);
 	ksft_test_result_pass("flags\n");
 }
@@ -289,10 +368,10 @@ static void check_unchanged(int fd, uint8_t *mem)
 		    "page 1 no longer private");
 }
 
-static void expect_einval(int fd, uint8_t *mem, bool to_private,
-			  struct kvm_gmem_convert c, const char *what)
+static void expect_einval(int fd, uint8_t *mem,
+			  struct kvm_memory_attributes2 c, const char *what)
 {
-	int r = __convert(fd, to_private, &c);
+	int r = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &c);
 
 	TEST_ASSERT(r < 0 && errno == EINVAL,
 		    "%s: expected EINVAL, got %d (%s)", what, r,
@@ -300,13 +379,18 @@ static void expect_einval(int fd, uint8_t *mem, bool to_private,
 	check_unchanged(fd, mem);
 }
 
+/* Page @tgt to @attributes: valid unless the caller breaks it. */
+#define ATTRS(attrs, ...)						\
+	((struct kvm_memory_attributes2){ .offset = tgt, .size = page,	\
+					  .attributes = (attrs), __VA_ARGS__ })
+
 static void test_bad_input(void)
 {
-	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
-	uint64_t page = getpagesize();
-	struct kvm_gmem_convert c;
+	struct kvm_vm *vm = ____vm_create(protected_vm_shape), *def;
+	uint64_t page = getpagesize(), tgt = page, attrs, bit;
+	struct kvm_memory_attributes2 c;
+	int fd, other, memfd, i, dir;
 	uint8_t *mem;
-	int fd, nommap, memfd, i, dir;
 
 	fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP);
 	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -314,45 +398,72 @@ static void test_bad_input(void)
 	convert(fd, 0, page, false);
 	host_fill(mem, 0, page, 0x11);
 
+	/* Page 0 shared, page 1 private: try to flip each, wrongly. */
 	for (dir = 0; dir < 2; dir++) {
-		bool to_private = dir;
-
-		for (i = 0; i < 5; i++) {
-			c = (struct kvm_gmem_convert){ .offset = page,
-						       .size = page };
+		attrs = dir ? 0 : KVM_MEMORY_ATTRIBUTE_PRIVATE;
+		tgt = dir ? page : 0;
+		for (i = 0; i < ARRAY_SIZE(c.reserved); i++) {
+			c = ATTRS(attrs);
 			c.reserved[i] = 1;
-			expect_einval(fd, mem, to_private, c, "reserved");
+			expect_einval(fd, mem, c, "reserved");
 		}
-		c = (struct kvm_gmem_convert){ .offset = page / 2, .size = page };
-		expect_einval(fd, mem, to_private, c, "unaligned offset");
-		c = (struct kvm_gmem_convert){ .offset = page, .size = page + 1 };
-		expect_einval(fd, mem, to_private, c, "unaligned size");
-		c = (struct kvm_gmem_convert){ .offset = page, .size = 0 };
-		expect_einval(fd, mem, to_private, c, "zero size");
-		c = (struct kvm_gmem_convert){ .offset = -page, .size = 2 * page };
-		expect_einval(fd, mem, to_private, c, "overflow");
-		c = (struct kvm_gmem_convert){ .offset = GMEM_SIZE - page,
-					       .size = 2 * page };
-		expect_einval(fd, mem, to_private, c, "beyond the end");
-		c = (struct kvm_gmem_convert){ .offset = GMEM_SIZE, .size = page };
-		expect_einval(fd, mem, to_private, c, "at the end");
+		for (bit = 0; bit < 64; bit++) {
+			expect_einval(fd, mem, ATTRS(attrs, .flags = BIT_ULL(bit)),
+				      "flags");
+			if (BIT_ULL(bit) != KVM_MEMORY_ATTRIBUTE_PRIVATE)
+				expect_einval(fd, mem,
+					      ATTRS(attrs | BIT_ULL(bit)),
+					      "attributes");
+		}
+		expect_einval(fd, mem, ATTRS(attrs, .offset = tgt + page / 2),
+			      "unaligned offset");
+		expect_einval(fd, mem, ATTRS(attrs, .size = page + 1),
+			      "unaligned size");
+		expect_einval(fd, mem, ATTRS(attrs, .size = 0), "zero size");
+		expect_einval(fd, mem, ATTRS(attrs, .offset = -page,
+					     .size = 2 * page), "overflow");
+		expect_einval(fd, mem, ATTRS(attrs, .offset = GMEM_SIZE - page,
+					     .size = 2 * page),
+			      "beyond the end");
+		expect_einval(fd, mem, ATTRS(attrs, .offset = GMEM_SIZE),
+			      "at the end");
 	}
 
-	/* A guest_memfd without GUEST_MEMFD_FLAG_MMAP cannot convert. */
-	nommap = vm_create_guest_memfd(vm, GMEM_SIZE, 0);
-	c = (struct kvm_gmem_convert){ .offset = 0, .size = page };
-	TEST_ASSERT(__convert(nommap, false, &c) < 0 && errno == EINVAL,
-		    "conversion without GUEST_MEMFD_FLAG_MMAP must fail");
-	close(nommap);
+	/*
+	 * A guest_memfd without a state of its own (neither MMAP nor
+	 * INIT_SHARED) follows the VM's KVM_SET_MEMORY_ATTRIBUTES.
+	 */
+	tgt = 0;
+	other = vm_create_guest_memfd(vm, GMEM_SIZE, 0);
+	c = ATTRS(0);
+	TEST_ASSERT(ioctl(other, KVM_SET_MEMORY_ATTRIBUTES2, &c) < 0 &&
+		    errno == EINVAL,
+		    "conversion of a file without its own state must fail");
+	close(other);
 
-	/* Not a guest_memfd at all. */
+	/* The default VM type has nothing private to convert to. */
+	def = vm_create_barebones();
+	other = vm_create_guest_memfd(def, GMEM_SIZE, GUEST_MEMFD_FLAG_MMAP |
+				      GUEST_MEMFD_FLAG_INIT_SHARED);
+	c = ATTRS(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+	TEST_ASSERT(ioctl(other, KVM_SET_MEMORY_ATTRIBUTES2, &c) < 0 &&
+		    errno == EINVAL,
+		    "conversion on a default VM must fail with EINVAL");
+	close(other);
+	kvm_vm_free(def);
+
+	/* Not a guest_memfd at all, and not on the VM fd either. */
 	memfd = memfd_create("not-gmem", 0);
 	TEST_ASSERT(memfd >= 0, "memfd_create failed");
-	TEST_ASSERT(__convert(memfd, true, &c) < 0 && errno == ENOTTY,
+	TEST_ASSERT(ioctl(memfd, KVM_SET_MEMORY_ATTRIBUTES2, &c) < 0 &&
+		    errno == ENOTTY,
 		    "conversion on a memfd must fail with ENOTTY");
 	close(memfd);
-	TEST_ASSERT(__convert(vm->fd, true, &c) < 0,
-		    "conversion on a VM fd must fail");
+	TEST_ASSERT(ioctl(vm->fd, KVM_SET_MEMORY_ATTRIBUTES2, &c) < 0 &&
+		    errno == ENOTTY,
+		    "KVM_SET_MEMORY_ATTRIBUTES2 on a VM fd must fail with ENOTTY");
+	TEST_ASSERT(ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, NULL) < 0 &&
+		    errno == EFAULT, "a bad pointer must fail with EFAULT");
 	check_unchanged(fd, mem);
 
 	munmap(mem, GMEM_SIZE);
@@ -411,7 +522,7 @@ static void test_matrix(void)
 static void test_pinned(void)
 {
 	uint64_t page = getpagesize(), off = 3 * page;
-	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
+	struct kvm_memory_attributes2 c = { .offset = 0, .size = GMEM_SIZE };
 	struct iovec iov;
 	struct gmem_vm g;
 	int pipefd[2];
@@ -519,7 +630,7 @@ static void loop_dio_close(int loop, int dio)
 static void test_pinned_direct_io(void)
 {
 	uint64_t page = getpagesize(), off = 7 * page;
-	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
+	struct kvm_memory_attributes2 c = { .offset = 0, .size = GMEM_SIZE };
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct uffdio_zeropage zp = { };
@@ -591,7 +702,7 @@ static void test_pinned_direct_io(void)
 	ksft_test_result_pass("page under direct I/O refuses conversion\n");
 }
 
-/* The child's side of test_other_process(): map one page, then obey. */
+/* The child's side of test_other_process(): map one page, then check. */
 static void other_process_child(uint8_t *page_va, int cmd_fd, int ack_fd)
 {
 	bool ok = !host_read_faults(page_va) && *page_va == 0x33;
@@ -599,12 +710,12 @@ static void other_process_child(uint8_t *page_va, int cmd_fd, int ack_fd)
 
 	while (read(cmd_fd, &cmd, 1) == 1) {
 		switch (cmd) {
-		case 'd':	/* drop the mapping, keep the VMA */
-			ok = ok && !madvise(page_va, getpagesize(),
-					    MADV_DONTNEED);
-			break;
 		case 'p':	/* the page must be private now */
 			ok = ok && host_read_faults(page_va);
+			break;
+		case 's':	/* shared again, with the guest's data */
+			ok = ok && !host_read_faults(page_va) &&
+			     *page_va == 0x34;
 			break;
 		}
 		TEST_ASSERT(write(ack_fd, &cmd, 1) == 1, "write failed");
@@ -621,21 +732,19 @@ static void other_process_cmd(int cmd_fd, int ack_fd, char cmd)
 }
 
 /*
- * A page another process maps refuses conversion to private with EAGAIN
- * and its offset, like a pinned page, and nothing changes; the caller's
- * own mappings are no obstacle, they are removed. Once the other process
- * dropped its mapping the conversion goes through.
+ * Conversion to private revokes the mappings of every process, a forked
+ * child's included (upstream's semantics): it succeeds although the child
+ * maps a page, and the child's next access raises SIGBUS. A mapping is
+ * no reference that refuses conversion; pins are (test_pinned()).
  */
 static void test_other_process(void)
 {
 	uint64_t page = getpagesize(), off = 5 * page;
-	struct kvm_gmem_convert c = { .offset = 0, .size = GMEM_SIZE };
 	int cmd[2], ack[2], status;
 	struct gmem_vm g;
 	pid_t pid;
 
 	gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED);
-	/* The parent maps every page of the file. */
 	host_fill(g.mem, 0, GMEM_SIZE, 0x33);
 	TEST_ASSERT(!pipe(cmd) && !pipe(ack), "pipe failed");
 
@@ -651,32 +760,68 @@ static void test_other_process(void)
 	/* The child has mapped its page once it answers. */
 	other_process_cmd(cmd[1], ack[0], 'r');
 
-	TEST_ASSERT(__convert(g.fd, true, &c) < 0 && errno == EAGAIN,
-		    "conversion of a page another process maps must fail with EAGAIN");
-	TEST_ASSERT_EQ(c.error_offset, off);
-	TEST_ASSERT(!host_read_faults(g.mem), "page 0 became private");
-	TEST_ASSERT(!host_read_faults(g.mem + off), "page 5 became private");
-	host_check(g.mem, 0, GMEM_SIZE, 0x33);
+	convert(g.fd, 0, GMEM_SIZE, true);
+	TEST_ASSERT(host_read_faults(g.mem), "caller's mapping survived");
+	TEST_ASSERT(host_read_faults(g.mem + off), "caller's mapping survived");
+	other_process_cmd(cmd[1], ack[0], 'p');
 	run_guest(g.vcpu, 0, GMEM_SIZE, 0x33, 0x34);
 
-	/* Pages only the caller maps convert; its mapping is gone. */
-	convert(g.fd, 0, off, true);
-	TEST_ASSERT(host_read_faults(g.mem), "caller's mapping survived");
-
-	other_process_cmd(cmd[1], ack[0], 'd');
-	convert(g.fd, off, GMEM_SIZE - off, true);
-	other_process_cmd(cmd[1], ack[0], 'p');
+	convert(g.fd, 0, GMEM_SIZE, false);
+	other_process_cmd(cmd[1], ack[0], 's');
 	close(cmd[1]);
 	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid failed");
 	TEST_ASSERT(WIFEXITED(status) && !WEXITSTATUS(status),
 		    "the child saw a wrong value or kept access to a private page");
 	close(ack[0]);
 
-	run_guest(g.vcpu, 0, GMEM_SIZE, 0x34, 0x35);
-	convert(g.fd, 0, GMEM_SIZE, false);
-	host_check(g.mem, 0, GMEM_SIZE, 0x35);
+	host_check(g.mem, 0, GMEM_SIZE, 0x34);
 	gmem_vm_destroy(&g);
-	ksft_test_result_pass("page mapped by another process refuses conversion\n");
+	ksft_test_result_pass("conversion revokes another process's mapping\n");
+}
+
+/*
+ * Memslots served by guest_memfd alone (upstream 6.18): with no userspace
+ * address KVM still maps shared and private pages from the file, and the
+ * host sees the guest's data through its own mapping of the file. A file
+ * created with INIT_SHARED alone cannot be mapped by the host at all; its
+ * pages are KVM's, shared or private, and keep their data across
+ * conversions.
+ */
+static void test_gmem_only(void)
+{
+	uint64_t page = getpagesize();
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct gmem_vm g;
+	void *mem;
+	int fd;
+
+	___gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED, guest_code, true);
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0, 0x8f);
+	host_check(g.mem, 0, GMEM_SIZE, 0x8f);
+	test_matrix_one(&g, 0, page, 0x90);
+	test_matrix_one(&g, SZ_2M / 2, SZ_2M, 0xa0);
+	gmem_vm_destroy(&g);
+
+	vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &vcpu,
+					   guest_code);
+	fd = vm_create_guest_memfd(vm, GMEM_SIZE, GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem == MAP_FAILED && errno == ENODEV,
+		    "INIT_SHARED alone must not be mappable by the host");
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, GMEM_SIZE, NULL, fd, 0);
+	virt_map(vm, GMEM_GPA, GMEM_GPA, GMEM_SIZE / page);
+	run_guest(vcpu, 0, GMEM_SIZE, 0, 0xb1);
+	convert(fd, 0, GMEM_SIZE, true);
+	run_guest(vcpu, 0, GMEM_SIZE, 0xb1, 0xb2);
+	convert(fd, SZ_2M, page, false);
+	run_guest(vcpu, 0, GMEM_SIZE, 0xb2, 0xb3);
+	convert(fd, 0, GMEM_SIZE, false);
+	run_guest(vcpu, 0, GMEM_SIZE, 0xb3, 0xb4);
+	kvm_vm_free(vm);
+	close(fd);
+	ksft_test_result_pass("memslots served by guest_memfd alone\n");
 }
 
 static uint64_t run_vcpu_expect_fault(struct kvm_vcpu *vcpu)
@@ -750,7 +895,7 @@ static void *race_convert(void *arg)
 	int i;
 
 	for (i = 0; i < RACE_OPS; i++) {
-		struct kvm_gmem_convert c = {};
+		struct kvm_memory_attributes2 c = {};
 		bool to_private = rand_r(&seed) & 1;
 		uint64_t size;
 
@@ -875,7 +1020,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction failed");
 
 	ksft_print_header();
-	ksft_set_plan(9);
+	ksft_set_plan(10);
 	test_flags();
 	test_mmap();
 	test_bad_input();
@@ -883,6 +1028,7 @@ int main(int argc, char *argv[])
 	test_pinned();
 	test_pinned_direct_io();
 	test_other_process();
+	test_gmem_only();
 	test_file_gone();
 	test_races();
 	ksft_finished();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Benchmark, not a test: shared <-> private conversion of guest memory
- * through guest_memfd's in-place conversion ioctls (KVM_GMEM_CONVERT_*)
+ * through KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd (in place)
  * against the stock path (KVM_SET_MEMORY_ATTRIBUTES on a VM whose
  * guest_memfd cannot be mapped), in one run, as a table of nanoseconds per
  * operation and their ratio. Both sides have one 1 GiB memslot bound to a
@@ -79,11 +79,15 @@ static void side_convert(struct side *s, uint64_t off, uint64_t size,
 			 bool to_private)
 {
 	if (s->gmem_state) {
-		struct kvm_gmem_convert c = { .offset = off, .size = size };
+		struct kvm_memory_attributes2 c = {
+			.offset = off,
+			.size = size,
+			.attributes = to_private ?
+				      KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+		};
 
-		TEST_ASSERT(!ioctl(s->fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
-				   KVM_GMEM_CONVERT_SHARED, &c),
-			    "KVM_GMEM_CONVERT failed");
+		TEST_ASSERT(!ioctl(s->fd, KVM_SET_MEMORY_ATTRIBUTES2, &c),
+			    "KVM_SET_MEMORY_ATTRIBUTES2 failed");
 	} else {
 		vm_set_memory_attributes(s->vm, BENCH_GPA + off, size,
 					 to_private ?
@@ -193,7 +197,7 @@ int main(int argc, char *argv[])
 	printf("\nshared <-> private conversion, ns per operation (%d rounds, %d single pages)\n\n",
 	       rounds, pages);
 	printf("| %-44s | %16s | %16s | %9s |\n", "operation",
-	       "KVM_GMEM_CONVERT", "SET_MEM_ATTRS", "speedup");
+	       "SET_MEM_ATTRS2", "SET_MEM_ATTRS", "speedup");
 	printf("|%s|%s|%s|%s|\n", "----------------------------------------------",
 	       "-----------------:", "-----------------:", "----------:");
 	row("1 GiB range, no page allocated", g1, s1);

@@ -144,10 +144,13 @@ static double create_close_ns(int rounds)
 
 static int convert(int fd, uint64_t offset, bool to_private)
 {
-	struct kvm_gmem_convert c = { .offset = offset, .size = 4096 };
+	struct kvm_memory_attributes2 c = {
+		.offset = offset,
+		.size = 4096,
+		.attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+	};
 
-	return ioctl(fd, to_private ? KVM_GMEM_CONVERT_PRIVATE :
-				      KVM_GMEM_CONVERT_SHARED, &c);
+	return ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &c);
 }
 
 /*
