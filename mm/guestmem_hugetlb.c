@@ -77,9 +77,11 @@
 #include <linux/guestmem.h>
 #include <linux/hugetlb.h>
 #include <linux/hugetlb_cgroup.h>
+#include <linux/mempolicy.h>
 #include <linux/mutex.h>
 #include <linux/page_ref.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmstat.h>
 #include <linux/workqueue.h>
@@ -178,7 +180,7 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 	}
 	return gh;
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_create);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_create, "kvm");
 
 /**
  * guestmem_hugetlb_page_sizes() - the huge page sizes a backing can use
@@ -196,7 +198,7 @@ unsigned long guestmem_hugetlb_page_sizes(void)
 			sizes |= BIT(huge_page_shift(h));
 	return sizes;
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_page_sizes);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_page_sizes, "kvm");
 
 /**
  * guestmem_hugetlb_order() - folio order of a backing
@@ -209,10 +211,47 @@ unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh)
 {
 	return huge_page_order(gh->h);
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_order);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_order, "kvm");
 
-/* Take a reserved folio of the file's subpool, or NULL. */
-static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
+/*
+ * Take a free pool page on the nodes @mpol allows, never one that cannot be
+ * pinned for good (ZONE_MOVABLE, CMA): guest_memfd folios never migrate.
+ */
+static struct folio *guestmem_hugetlb_dequeue(struct hstate *h,
+					      struct mempolicy *mpol,
+					      pgoff_t ilx)
+{
+	gfp_t gfp = htlb_alloc_mask(h);
+	nodemask_t *nodemask = NULL;
+	int nid = numa_mem_id();
+	struct folio *folio;
+	unsigned int pin;
+
+	/* Node and nodemask by the policy, as huge_node() for hugetlbfs. */
+#ifdef CONFIG_NUMA
+	if (mpol)
+		nodemask = policy_nodemask(gfp, mpol, ilx, &nid);
+#endif
+	pin = memalloc_pin_save();
+	folio = alloc_hugetlb_folio_reserve(h, nid, nodemask, gfp);
+#ifdef CONFIG_NUMA
+	/* Preferred nodes are only preferred, as in dequeue_hugetlb_folio_vma(). */
+	if (!folio && nodemask && mpol->mode == MPOL_PREFERRED_MANY)
+		folio = alloc_hugetlb_folio_reserve(h, nid, NULL, gfp);
+#endif
+	memalloc_pin_restore(pin);
+	return folio;
+}
+
+/*
+ * Take a reserved folio of the file's subpool: NULL while the file's pages
+ * are all in use (a truncated page not freed yet), ERR_PTR(-ENOMEM) when
+ * the pool has no page the policy allows (MPOL_BIND to nodes without free
+ * pages, or only unpinnable ones).
+ */
+static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh,
+					    struct mempolicy *mpol,
+					    pgoff_t ilx)
 {
 	struct hstate *h = gh->h;
 	struct folio *folio;
@@ -231,12 +270,11 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
 		return NULL;
 	}
 
-	folio = alloc_hugetlb_folio_reserve(h, numa_mem_id(), NULL,
-					    htlb_alloc_mask(h));
+	folio = guestmem_hugetlb_dequeue(h, mpol, ilx);
 	if (!folio) {
 		/* Keeps the reservation in the subpool: nothing else moved. */
 		hugepage_subpool_put_pages(gh->spool, 1);
-		return NULL;
+		return ERR_PTR(-ENOMEM);
 	}
 	hugetlb_set_folio_subpool(folio, gh->spool);
 	/*
@@ -258,7 +296,7 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
 		if (err) {
 			/* Back to the pool, its reservation to the subpool. */
 			folio_put(folio);
-			return NULL;
+			return ERR_PTR(err);
 		}
 	}
 	return folio;
@@ -269,6 +307,9 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
  * @gh: the backing
  * @mapping: the file's mapping
  * @index: a page index in the file
+ * @mpol: the NUMA memory policy a new folio is allocated by, or NULL for
+ *	the local node
+ * @ilx: the interleave index of a new folio under @mpol
  *
  * A new folio is neither zeroed nor up to date; the caller zeroes or
  * fills it and marks it up to date.
@@ -280,7 +321,8 @@ static struct folio *guestmem_hugetlb_alloc(struct guestmem_hugetlb *gh)
  */
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
-					 pgoff_t index)
+					 pgoff_t index, struct mempolicy *mpol,
+					 pgoff_t ilx)
 {
 	pgoff_t base = round_down(index, pages_per_huge_page(gh->h));
 	struct folio *folio;
@@ -295,7 +337,9 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 		folio = filemap_lock_folio(mapping, index);
 		if (!IS_ERR(folio))
 			goto out;
-		folio = guestmem_hugetlb_alloc(gh);
+		folio = guestmem_hugetlb_alloc(gh, mpol, ilx);
+		if (IS_ERR(folio))
+			goto out;
 		if (folio)
 			break;
 		if (!tries || fatal_signal_pending(current)) {
@@ -328,7 +372,7 @@ out:
 	mutex_unlock(&gh->lock);
 	return folio;
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_get_folio);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_get_folio, "kvm");
 
 /*
  * Turn the 2^@order frozen, untyped pages at @head into folios of
@@ -651,7 +695,7 @@ out:
 	mutex_unlock(&gh->lock);
 	return ret;
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_split);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_split, "kvm");
 
 /**
  * guestmem_hugetlb_merge() - merge the pieces of a block back into one folio
@@ -753,7 +797,7 @@ out:
 	mutex_unlock(&gh->lock);
 	return ret;
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_merge);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_merge, "kvm");
 
 /*
  * Merge a split huge page whose pieces left the page cache and free it to
@@ -866,7 +910,7 @@ void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 	guestmem_free_splits(gh, lstart >> shift, lend >> shift);
 	mutex_unlock(&gh->lock);
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_truncate);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_truncate, "kvm");
 
 /**
  * guestmem_hugetlb_destroy() - drop a file's hugetlb backing
@@ -887,4 +931,4 @@ void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
 	mutex_destroy(&gh->lock);
 	kfree(gh);
 }
-EXPORT_SYMBOL_GPL(guestmem_hugetlb_destroy);
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_destroy, "kvm");

@@ -50,9 +50,17 @@ cmdline="console=ttyS0,115200 panic=-1 oops=panic rcupdate.rcu_cpu_stall_timeout
 cmdline="$cmdline ${GMEM_POOLS:-hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=512}"
 cmdline="$cmdline gmem.list=$(basename "$list") $extra_args"
 
+# Two NUMA nodes of 6G with a vCPU each, each vCPU its own socket (so its
+# own cache; a cache shared across nodes makes the kernel warn at boot):
+# guest_memfd's memory policy tests (mbind() on its mapping) need a second
+# node.  The hugetlb pools spread over both.
 # shellcheck disable=SC2054
 qemu=(qemu-system-x86_64 -accel tcg,thread=single
-      -cpu EPYC,+svm,+npt,+pdpe1gb -smp 2 -m 12G
+      -cpu EPYC,+svm,+npt,+pdpe1gb -smp 2,sockets=2,cores=1,threads=1 -m 12G
+      -object memory-backend-ram,id=ram0,size=6G
+      -object memory-backend-ram,id=ram1,size=6G
+      -numa node,nodeid=0,cpus=0,memdev=ram0
+      -numa node,nodeid=1,cpus=1,memdev=ram1
       -kernel "$kernel" -initrd "$initrd" -no-reboot)
 
 if [ "$shell" = 1 ]; then

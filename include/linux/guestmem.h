@@ -13,6 +13,7 @@
 
 struct folio;
 struct guestmem_hugetlb;
+struct mempolicy;
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
 struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
@@ -22,7 +23,8 @@ unsigned long guestmem_hugetlb_page_sizes(void);
 unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh);
 struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
-					 pgoff_t index);
+					 pgoff_t index, struct mempolicy *mpol,
+					 pgoff_t ilx);
 int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 			   struct address_space *mapping, pgoff_t index);
 int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
@@ -54,7 +56,8 @@ static inline unsigned int guestmem_hugetlb_order(struct guestmem_hugetlb *gh)
 
 static inline struct folio *
 guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
-			   struct address_space *mapping, pgoff_t index)
+			   struct address_space *mapping, pgoff_t index,
+			   struct mempolicy *mpol, pgoff_t ilx)
 {
 	return ERR_PTR(-EINVAL);
 }

@@ -84,7 +84,7 @@ static int kvm_gmem_unmap_check(struct kvm_gmem_inode *gi, pgoff_t start,
 			folio_lock(folio);
 			if (folio_mapped(folio))
 				kvm_gmem_unmap(mapping, folio->index,
-						   folio_next_index(folio));
+					       folio_next_index(folio));
 			/*
 			 * The page cache's references, our batch's and a
 			 * split huge page's anchor; anything else is a pin,

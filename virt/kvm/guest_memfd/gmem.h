@@ -35,6 +35,7 @@
 #include <linux/guestmem.h>
 #include <linux/kvm_host.h>
 #include <linux/list.h>
+#include <linux/mempolicy.h>
 #include <linux/xarray.h>
 
 #include "state.h"
@@ -42,17 +43,23 @@
 /**
  * struct kvm_gmem_inode - one guest_memfd inode
  * @flags: GUEST_MEMFD_FLAG_* given at creation
+ * @owner: the module that provides KVM (kvm_gmem_init()), held until the
+ *	inode is freed; NULL for the pseudo filesystem's root
  * @hugetlb: hugetlb backing (GUEST_MEMFD_FLAG_HUGETLB), or NULL
  * @state: page state, guarded by @vfs_inode.i_mapping->invalidate_lock
  * @files: struct kvm_gmem_file.entry of the files open on this inode,
  *	guarded by the invalidate lock
+ * @policy: NUMA memory policy per page range, set by mbind() on a mapping
+ *	of the file; its own lock guards it
  * @vfs_inode: the VFS inode
  */
 struct kvm_gmem_inode {
 	u64 flags;
+	struct module *owner;
 	struct guestmem_hugetlb *hugetlb;
 	struct kvm_gmem_state state;
 	struct list_head files;
+	struct shared_policy policy;
 	struct inode vfs_inode;
 };
 
@@ -125,6 +132,9 @@ void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 			 pgoff_t end);
 
 long kvm_gmem_set_attributes(struct file *file, void __user *argp);
+
+struct mempolicy *kvm_gmem_get_mpol(struct kvm_gmem_inode *gi, pgoff_t index,
+				    unsigned int order, pgoff_t *ilx);
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
 u64 kvm_gmem_hugetlb_flags(void);

@@ -152,13 +152,24 @@ static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi, pgoff_t index)
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 					 pgoff_t index)
 {
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct mempolicy *mpol;
+	unsigned int order;
 	struct folio *folio;
+	pgoff_t ilx;
 	int ret;
 
 	for (;;) {
-		folio = guestmem_hugetlb_get_folio(gi->hugetlb,
-						   gi->vfs_inode.i_mapping,
-						   index);
+		folio = filemap_lock_folio(mapping, index);
+		if (IS_ERR(folio)) {
+			order = guestmem_hugetlb_order(gi->hugetlb);
+			/* The huge page's policy, whichever page faults. */
+			mpol = kvm_gmem_get_mpol(gi, round_down(index, 1UL << order),
+						 order, &ilx);
+			folio = guestmem_hugetlb_get_folio(gi->hugetlb, mapping,
+							   index, mpol, ilx);
+			mpol_cond_put(mpol);
+		}
 		if (IS_ERR(folio) || !kvm_gmem_has_state(gi) ||
 		    !folio_test_large(folio) ||
 		    kvm_gmem_hugetlb_private(gi, folio->index,

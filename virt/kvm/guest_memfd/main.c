@@ -8,11 +8,13 @@
  * instead of bits stuffed into i_private. See gmem.h for the objects and
  * the lock order, and Documentation/virt/kvm/guest_memfd.rst.
  */
+#include <linux/anon_inodes.h>
 #include <linux/backing-dev.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pagemap.h>
 #include <linux/pseudo_fs.h>
@@ -114,10 +116,61 @@ static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
 static struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
 {
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	struct address_space *mapping = inode->i_mapping;
+	gfp_t gfp = mapping_gfp_mask(mapping);
+	struct mempolicy *mpol;
+	struct folio *folio;
+	pgoff_t ilx;
+	int err;
 
 	if (gi->hugetlb)
 		return kvm_gmem_hugetlb_get_folio(gi, index);
-	return filemap_grab_folio(inode->i_mapping, index);
+
+	for (;;) {
+		folio = filemap_lock_folio(mapping, index);
+		if (!IS_ERR(folio))
+			return folio;
+
+		mpol = kvm_gmem_get_mpol(gi, index, 0, &ilx);
+		folio = folio_alloc_mpol(gfp, 0, mpol, ilx, numa_node_id());
+		mpol_cond_put(mpol);
+		if (!folio)
+			return ERR_PTR(-ENOMEM);
+
+		/* Locked and in the page cache, or not added at all. */
+		err = filemap_add_folio(mapping, folio, index, gfp);
+		if (!err)
+			return folio;
+		folio_put(folio);
+		/* Another fault added the folio first: take that one. */
+		if (err != -EEXIST)
+			return ERR_PTR(err);
+	}
+}
+
+/**
+ * kvm_gmem_get_mpol() - the memory policy to allocate a folio by
+ * @gi: the inode
+ * @index: the page index the folio is for
+ * @order: the folio's order
+ * @ilx: set to the interleave index of the folio
+ *
+ * What mbind() set on a mapping of the file for @index, else the policy of
+ * the allocating task (upstream guest_memfd does the same).  KVM faults in
+ * pages the host never maps, so the file's policy is the VMM's one way to
+ * place them.
+ *
+ * Return: the policy; release it with mpol_cond_put().
+ */
+struct mempolicy *kvm_gmem_get_mpol(struct kvm_gmem_inode *gi, pgoff_t index,
+				    unsigned int order, pgoff_t *ilx)
+{
+	struct mempolicy *mpol;
+
+	/* Interleave folio by folio, each file from its own start. */
+	*ilx = gi->vfs_inode.i_ino + (index >> order);
+	mpol = mpol_shared_policy_lookup(&gi->policy, index);
+	return mpol ? mpol : get_task_policy(current);
 }
 
 /*
@@ -446,7 +499,15 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 
 	folio = kvm_gmem_get_folio(inode, vmf->pgoff);
 	if (IS_ERR(folio)) {
-		ret = vmf_error(PTR_ERR(folio));
+		/*
+		 * A hugetlb pool without a page the policy allows is not an
+		 * out-of-memory condition the OOM killer could fix: SIGBUS,
+		 * as hugetlbfs gives.
+		 */
+		if (KVM_GMEM_I(inode)->hugetlb && PTR_ERR(folio) == -ENOMEM)
+			ret = VM_FAULT_SIGBUS;
+		else
+			ret = vmf_error(PTR_ERR(folio));
 		goto out;
 	}
 
@@ -481,8 +542,39 @@ out:
 	return ret;
 }
 
+#ifdef CONFIG_NUMA
+/* mbind() on a mapping sets the policy of the file's pages it maps. */
+static int kvm_gmem_set_policy(struct vm_area_struct *vma,
+			       struct mempolicy *mpol)
+{
+	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(vma->vm_file);
+
+	return mpol_set_shared_policy(&gi->policy, vma, mpol);
+}
+
+/*
+ * NULL, not the task's policy, where mbind() set none: get_mempolicy()
+ * then reports the default policy, as for shmem.  @ilx gets only the
+ * interleave bias of the file (as in kvm_gmem_get_mpol()); the caller adds
+ * the offset.
+ */
+static struct mempolicy *kvm_gmem_get_policy(struct vm_area_struct *vma,
+					     unsigned long addr, pgoff_t *ilx)
+{
+	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(vma->vm_file);
+
+	*ilx = gi->vfs_inode.i_ino;
+	return mpol_shared_policy_lookup(&gi->policy,
+					 linear_page_index(vma, addr));
+}
+#endif
+
 static const struct vm_operations_struct kvm_gmem_vm_ops = {
-	.fault	= kvm_gmem_fault,
+	.fault		= kvm_gmem_fault,
+#ifdef CONFIG_NUMA
+	.set_policy	= kvm_gmem_set_policy,
+	.get_policy	= kvm_gmem_get_policy,
+#endif
 };
 
 static int kvm_gmem_mmap(struct file *file, struct vm_area_struct *vma)
@@ -522,12 +614,18 @@ static const struct file_operations kvm_gmem_fops = {
 	.compat_ioctl	= compat_ptr_ioctl,
 };
 
+/*
+ * guest_memfd pages never move: KVM maps them by pfn, without the core mm's
+ * notifiers.  The mapping is inaccessible, so compaction skips its folios
+ * and move_to_new_folio() refuses them before getting here; should another
+ * path ever get here (mbind(MPOL_MF_MOVE) and move_pages() isolate the
+ * folios first), fail quietly: userspace can ask for it.
+ */
 static int kvm_gmem_migrate_folio(struct address_space *mapping,
 				  struct folio *dst, struct folio *src,
 				  enum migrate_mode mode)
 {
-	WARN_ON_ONCE(1);
-	return -EINVAL;
+	return -EBUSY;
 }
 
 static int kvm_gmem_error_folio(struct address_space *mapping, struct folio *folio)
@@ -608,10 +706,12 @@ static struct inode *kvm_gmem_alloc_inode(struct super_block *sb)
 		return NULL;
 
 	gi->flags = 0;
+	gi->owner = NULL;
 	gi->hugetlb = NULL;
 	/* nr_pages == 0 marks a state that was never set up. */
 	memset(&gi->state, 0, sizeof(gi->state));
 	INIT_LIST_HEAD(&gi->files);
+	mpol_shared_policy_init(&gi->policy, NULL);
 	return &gi->vfs_inode;
 }
 
@@ -624,11 +724,17 @@ static void kvm_gmem_destroy_inode(struct inode *inode)
 		kvm_gmem_state_destroy(&gi->state);
 	/* Eviction emptied the page cache. */
 	kvm_gmem_hugetlb_teardown(gi);
+	mpol_free_shared_policy(&gi->policy);
 }
 
 static void kvm_gmem_free_inode(struct inode *inode)
 {
-	kmem_cache_free(kvm_gmem_inode_cache, KVM_GMEM_I(inode));
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	struct module *owner = gi->owner;
+
+	kmem_cache_free(kvm_gmem_inode_cache, gi);
+	/* kvm_gmem_exit()'s rcu_barrier() waits for this to return. */
+	module_put(owner);
 }
 
 static const struct super_operations kvm_gmem_sops = {
@@ -764,11 +870,16 @@ static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
 	struct inode *inode;
 	int err;
 
-	inode = alloc_anon_inode(kvm_gmem_mnt->mnt_sb);
+	/* An anonymous inode that LSMs label, as 6.12's anon_inode files. */
+	inode = anon_inode_make_secure_inode(kvm_gmem_mnt->mnt_sb,
+					     "[kvm-gmem]", NULL);
 	if (IS_ERR(inode))
 		return inode;
 
 	gi = KVM_GMEM_I(inode);
+	/* Dropped when the inode is freed: its code runs until then. */
+	__module_get(kvm_gmem_owner);
+	gi->owner = kvm_gmem_owner;
 	gi->flags = flags;
 	/* Reserves the whole file in the hugetlb pool, or fails. */
 	err = kvm_gmem_hugetlb_setup(gi, size, flags);
@@ -1016,6 +1127,7 @@ bool kvm_gmem_is_private(struct kvm_memory_slot *slot, gfn_t gfn)
 	fput(file);
 	return private;
 }
+EXPORT_SYMBOL_GPL(kvm_gmem_is_private);
 
 /*
  * The largest order KVM may map @index of @slot with: at most the folio's,

@@ -20,6 +20,8 @@
  *    and private pages both come from the file; a file that starts shared
  *    but cannot be mapped by the host (INIT_SHARED alone);
  *  - a private access whose guest_memfd is gone exits to userspace;
+ *  - NUMA: the pages a guest faults in follow the file's policy set by
+ *    mbind() on a host mapping, 4K and 2M hugetlb files alike;
  *  - races: conversions, hole punches, host faults and a running vCPU on
  *    one file, then a full conversion round trip with the data checked.
  */
@@ -28,6 +30,7 @@
 #include <linux/falloc.h>
 #include <linux/kvm.h>
 #include <linux/loop.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -955,9 +958,26 @@ static void *race_vcpu(void *arg)
 	while (!READ_ONCE(r->stop)) {
 		ret = _vcpu_run(r->vcpu);
 		if (ret) {
-			/* A private page whose file range is busy. */
+			struct kvm_run *run = r->vcpu->run;
+
+			/*
+			 * A page of the file the fault could not take right
+			 * now: a memory fault exit for exactly that page of
+			 * guest_memfd, nothing else.
+			 */
 			TEST_ASSERT(errno == EFAULT,
 				    "KVM_RUN failed: %s", strerror(errno));
+			TEST_ASSERT_EQ(run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+			TEST_ASSERT(run->memory_fault.gpa >= GMEM_GPA &&
+				    run->memory_fault.gpa < GMEM_GPA + GMEM_SIZE &&
+				    run->memory_fault.size == PAGE_SIZE,
+				    "memory fault exit at 0x%llx, size 0x%llx",
+				    run->memory_fault.gpa,
+				    run->memory_fault.size);
+			TEST_ASSERT(!(run->memory_fault.flags &
+				      ~KVM_MEMORY_EXIT_FLAG_PRIVATE),
+				    "memory fault flags 0x%llx",
+				    run->memory_fault.flags);
 			r->run_efault++;
 			continue;
 		}
@@ -1010,6 +1030,113 @@ static void test_races(void)
 	ksft_test_result_pass("races\n");
 }
 
+/* The nodes this task may allocate from, as a mask. */
+static unsigned long allowed_nodes(void)
+{
+	unsigned long mask = 0;
+
+	TEST_ASSERT(!syscall(__NR_get_mempolicy, NULL, &mask, BITS_PER_LONG,
+			     NULL, MPOL_F_MEMS_ALLOWED),
+		    "get_mempolicy(MPOL_F_MEMS_ALLOWED) failed: %s",
+		    strerror(errno));
+	return mask;
+}
+
+static unsigned long free_2m_on(int node)
+{
+	char path[96];
+	unsigned long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages",
+		 node);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A private file the host never touches: the guest faults every page in
+ * with the first half bound to node @a and the second to node @b, the file
+ * is converted to shared in place, and move_pages() on the host's mapping
+ * tells where KVM put each page.
+ */
+static void numa_one(uint64_t flags, int a, int b)
+{
+	unsigned long i, n = GMEM_SIZE / getpagesize();
+	unsigned long mask;
+	struct gmem_vm g;
+	void **pages;
+	int *status;
+
+	pages = calloc(n, sizeof(*pages));
+	status = calloc(n, sizeof(*status));
+	TEST_ASSERT(pages && status, "out of memory");
+
+	gmem_vm_create(&g, flags);
+	mask = 1UL << a;
+	TEST_ASSERT(!syscall(__NR_mbind, g.mem, GMEM_SIZE / 2, MPOL_BIND,
+			     &mask, BITS_PER_LONG, 0), "mbind failed: %s",
+		    strerror(errno));
+	mask = 1UL << b;
+	TEST_ASSERT(!syscall(__NR_mbind, g.mem + GMEM_SIZE / 2, GMEM_SIZE / 2,
+			     MPOL_BIND, &mask, BITS_PER_LONG, 0),
+		    "mbind failed: %s", strerror(errno));
+
+	run_guest(g.vcpu, 0, GMEM_SIZE, 0, 0x3c);
+	convert(g.fd, 0, GMEM_SIZE, false);
+	host_check(g.mem, 0, GMEM_SIZE, 0x3c);
+
+	for (i = 0; i < n; i++) {
+		pages[i] = g.mem + i * getpagesize();
+		status[i] = -1;
+	}
+	TEST_ASSERT(!syscall(__NR_move_pages, 0, n, pages, NULL, status, 0),
+		    "move_pages() query failed: %s", strerror(errno));
+	for (i = 0; i < n; i++)
+		TEST_ASSERT(status[i] == (i < n / 2 ? a : b),
+			    "page %lu faulted in by the guest is on node %d, policy says %d",
+			    i, status[i], i < n / 2 ? a : b);
+
+	gmem_vm_destroy(&g);
+	free(pages);
+	free(status);
+}
+
+static void test_numa(void)
+{
+	unsigned long nodes = allowed_nodes();
+	int a, b;
+
+	if (__builtin_popcountl(nodes) < 2) {
+		ksft_test_result_skip("NUMA policy: fewer than two nodes\n");
+		return;
+	}
+	a = __builtin_ctzl(nodes);
+	b = __builtin_ctzl(nodes & ~(1UL << a));
+
+	/* Both ways round, so the local node cannot pass for the policy. */
+	numa_one(0, a, b);
+	numa_one(0, b, a);
+
+	if (free_2m_on(a) && free_2m_on(b) &&
+	    (kvm_check_cap(KVM_CAP_GUEST_MEMFD_HUGETLB) & SZ_2M)) {
+		numa_one(GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_2MB,
+			 a, b);
+		numa_one(GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_2MB,
+			 b, a);
+	} else {
+		ksft_print_msg("NUMA policy: no free 2M pages on nodes %d and %d, 4K only\n",
+			       a, b);
+	}
+	ksft_test_result_pass("NUMA policy places the pages the guest faults in\n");
+}
+
 int main(int argc, char *argv[])
 {
 	struct sigaction sa = { .sa_handler = sigbus_handler };
@@ -1020,7 +1147,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction failed");
 
 	ksft_print_header();
-	ksft_set_plan(10);
+	ksft_set_plan(11);
 	test_flags();
 	test_mmap();
 	test_bad_input();
@@ -1031,5 +1158,6 @@ int main(int argc, char *argv[])
 	test_gmem_only();
 	test_file_gone();
 	test_races();
+	test_numa();
 	ksft_finished();
 }
