@@ -36,6 +36,7 @@
 #include <linux/kvm_host.h>
 #include <linux/list.h>
 #include <linux/mempolicy.h>
+#include <linux/wait.h>
 #include <linux/xarray.h>
 
 #include "state.h"
@@ -49,6 +50,7 @@
  * @state: page state, guarded by @vfs_inode.i_mapping->invalidate_lock
  * @files: struct kvm_gmem_file.entry of the files open on this inode,
  *	guarded by the invalidate lock
+ * @uf_wq: tasks waiting for missing pages (userfault.c)
  * @policy: NUMA memory policy per page range, set by mbind() on a mapping
  *	of the file; its own lock guards it
  * @vfs_inode: the VFS inode
@@ -59,6 +61,7 @@ struct kvm_gmem_inode {
 	struct guestmem_hugetlb *hugetlb;
 	struct kvm_gmem_state state;
 	struct list_head files;
+	wait_queue_head_t uf_wq;
 	struct shared_policy policy;
 	struct inode vfs_inode;
 };
@@ -132,6 +135,41 @@ void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 			 pgoff_t end);
 
 long kvm_gmem_set_attributes(struct file *file, void __user *argp);
+
+struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index);
+void kvm_gmem_zero_folio(struct folio *folio);
+
+#ifdef CONFIG_KVM_GMEM_USERFAULT
+bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index);
+long kvm_gmem_userfault_ioctl(struct file *file, unsigned int ioctl,
+			      void __user *argp);
+int kvm_gmem_userfault_check_extension(long cap, u64 flags);
+vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf);
+#else
+/* No way to set a missing bit: no page is ever missing. */
+static inline bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi,
+					 pgoff_t index)
+{
+	return false;
+}
+
+static inline long kvm_gmem_userfault_ioctl(struct file *file,
+					    unsigned int ioctl,
+					    void __user *argp)
+{
+	return -ENOTTY;
+}
+
+static inline int kvm_gmem_userfault_check_extension(long cap, u64 flags)
+{
+	return 0;
+}
+
+static inline vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
+{
+	return VM_FAULT_SIGBUS;
+}
+#endif
 
 struct mempolicy *kvm_gmem_get_mpol(struct kvm_gmem_inode *gi, pgoff_t index,
 				    unsigned int order, pgoff_t *ilx);

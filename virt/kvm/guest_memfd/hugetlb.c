@@ -117,7 +117,7 @@ static bool kvm_gmem_hugetlb_private(struct kvm_gmem_inode *gi,
 {
 	unsigned int st;
 
-	return !(kvm_gmem_state_lookup(&gi->state, index, order, &st) &
+	return !(kvm_gmem_state_lookup_attrs(&gi->state, index, order, &st) &
 		 KVM_GMEM_STATE_SHARED) && st >= order;
 }
 

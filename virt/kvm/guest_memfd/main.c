@@ -68,7 +68,7 @@ static int __kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slo
  * holds no stale host data. It stays set for the life of the folio, so
  * content survives shared <-> private conversion.
  */
-static void kvm_gmem_zero_folio(struct folio *folio)
+void kvm_gmem_zero_folio(struct folio *folio)
 {
 	unsigned long i;
 
@@ -113,7 +113,7 @@ static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
  * memory, so the folio stays up-to-date until it is removed.  Accessed,
  * referenced and dirty flags do not matter: the memory is unevictable.
  */
-static struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
+struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index)
 {
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
 	struct address_space *mapping = inode->i_mapping;
@@ -490,11 +490,23 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 	if (vmf->pgoff >= i_size_read(inode) >> PAGE_SHIFT)
 		return VM_FAULT_SIGBUS;
 
+again:
 	filemap_invalidate_lock_shared(inode->i_mapping);
 
 	if (!kvm_gmem_page_shared(gi, vmf->pgoff)) {
 		ret = VM_FAULT_SIGBUS;
 		goto out;
+	}
+
+	/* Setting the bit takes the invalidate lock for write. */
+	if (kvm_gmem_page_missing(gi, vmf->pgoff)) {
+		vm_fault_t wait;
+
+		filemap_invalidate_unlock_shared(inode->i_mapping);
+		wait = kvm_gmem_fault_missing(vmf);
+		if (wait)
+			return wait;
+		goto again;
 	}
 
 	folio = kvm_gmem_get_folio(inode, vmf->pgoff);
@@ -601,7 +613,7 @@ static long kvm_gmem_ioctl(struct file *file, unsigned int ioctl,
 	case KVM_SET_MEMORY_ATTRIBUTES2:
 		return kvm_gmem_set_attributes(file, argp);
 	default:
-		return -ENOTTY;
+		return kvm_gmem_userfault_ioctl(file, ioctl, argp);
 	}
 }
 
@@ -711,6 +723,7 @@ static struct inode *kvm_gmem_alloc_inode(struct super_block *sb)
 	/* nr_pages == 0 marks a state that was never set up. */
 	memset(&gi->state, 0, sizeof(gi->state));
 	INIT_LIST_HEAD(&gi->files);
+	init_waitqueue_head(&gi->uf_wq);
 	mpol_shared_policy_init(&gi->policy, NULL);
 	return &gi->vfs_inode;
 }
@@ -861,7 +874,7 @@ int kvm_gmem_check_extension(struct kvm *kvm, long cap)
 		return flags & GUEST_MEMFD_FLAG_HUGETLB ?
 		       kvm_gmem_hugetlb_sizes() : 0;
 	}
-	return 0;
+	return kvm_gmem_userfault_check_extension(cap, flags);
 }
 
 static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
@@ -1176,6 +1189,14 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 		WARN_ON_ONCE(xa_load(&f->bindings, index));
 		return ERR_PTR(-EIO);
 	}
+
+	/*
+	 * Contents not here yet: the vCPU exits to userspace.  A racing
+	 * KVM_GMEM_SET_USERFAULT zaps inside an invalidation, so a fault that
+	 * read the bit clear retries.
+	 */
+	if (kvm_gmem_page_missing(kvm_gmem_file_inode(file), index))
+		return ERR_PTR(-ENODATA);
 
 	folio = kvm_gmem_get_folio(file_inode(file), index);
 	if (IS_ERR(folio))

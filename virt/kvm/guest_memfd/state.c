@@ -1748,8 +1748,9 @@ static noinline unsigned int gmem_uf_lookup(struct kvm_gmem_uf *uf,
 	return 0;
 }
 
-unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
-				   unsigned int max_order, unsigned int *order)
+unsigned int __kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
+				     unsigned int max_order,
+				     unsigned int *order, bool missing)
 {
 	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
 	struct kvm_gmem_blk_leaf *leaf = NULL;
@@ -1797,7 +1798,7 @@ unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
 	}
 
 	/* Pairs with smp_store_release() of s->uf in set_missing. */
-	uf = smp_load_acquire(&s->uf);
+	uf = missing ? smp_load_acquire(&s->uf) : NULL;
 	if (unlikely(uf))
 		st |= gmem_uf_lookup(uf, index, &o);
 	if (order)

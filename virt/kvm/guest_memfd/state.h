@@ -285,6 +285,11 @@ void kvm_gmem_state_wait_prepare(struct kvm_gmem_state *s);
  */
 void kvm_gmem_state_wait_finish(struct kvm_gmem_state *s);
 
+/* kvm_gmem_state_lookup() and kvm_gmem_state_lookup_attrs() in one. */
+unsigned int __kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
+				     unsigned int max_order,
+				     unsigned int *order, bool missing);
+
 /**
  * kvm_gmem_state_lookup() - the one lookup
  * @s: the state
@@ -297,8 +302,35 @@ void kvm_gmem_state_wait_finish(struct kvm_gmem_state *s);
  * Context: any; takes the RCU read lock itself.
  * Return: the page's KVM_GMEM_STATE_* bits, KVM_GMEM_STATE_MISSING included.
  */
-unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
-				   unsigned int max_order, unsigned int *order);
+static inline unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s,
+						 pgoff_t index,
+						 unsigned int max_order,
+						 unsigned int *order)
+{
+	return __kvm_gmem_state_lookup(s, index, max_order, order, true);
+}
+
+/**
+ * kvm_gmem_state_lookup_attrs() - the lookup without the missing bits
+ * @s: the state
+ * @index: the page, below the file size
+ * @max_order: largest order the caller can use
+ * @order: if not NULL, receives the largest order, at most @max_order, of
+ *	the aligned block around @index that has one shared/private state,
+ *	missing pages or not
+ *
+ * For decisions about what backs a block (hugetlb split and merge), which
+ * missing pages do not change: contents arrive in place.
+ *
+ * Context: any; takes the RCU read lock itself.
+ * Return: the page's KVM_GMEM_STATE_* bits without KVM_GMEM_STATE_MISSING.
+ */
+static inline unsigned int
+kvm_gmem_state_lookup_attrs(struct kvm_gmem_state *s, pgoff_t index,
+			    unsigned int max_order, unsigned int *order)
+{
+	return __kvm_gmem_state_lookup(s, index, max_order, order, false);
+}
 
 /**
  * kvm_gmem_state_range() - the maximal uniform run starting at an index

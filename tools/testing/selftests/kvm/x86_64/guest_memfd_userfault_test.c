@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Missing ("userfault") pages of guest_memfd for post-copy
+ * (KVM_GMEM_SET_USERFAULT, KVM_GMEM_GET_USERFAULT, KVM_GMEM_RESOLVE) on a
+ * KVM_X86_SW_PROTECTED_VM:
+ *  - the capability;
+ *  - every bad input of the three calls fails and changes neither the
+ *    missing bits nor any page;
+ *  - set and clear are deltas over vectors of ranges, read back exactly,
+ *    and leave contents and the shared/private state alone;
+ *  - a vCPU touching missing pages exits with KVM_EXIT_MEMORY_FAULT and
+ *    KVM_MEMORY_EXIT_FLAG_USERFAULT (and _PRIVATE for private pages) for
+ *    exactly those pages, resolves them and reads the data, on 4K, 2M and
+ *    1G files; KVM maps no huge page across a missing page (page-size
+ *    stats) and maps huge again once none is missing;
+ *  - a host thread reading a missing page through the file's mapping
+ *    sleeps until the page is resolved; a process killed while waiting
+ *    exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#define GMEM_GPA	BIT_ULL(32)
+#define GMEM_SLOT	10
+#define PAGE		4096UL
+#define SZ_2M		(2UL << 20)
+#define SZ_1G		BIT(30)
+
+static const struct vm_shape protected_vm_shape = {
+	.mode = VM_MODE_DEFAULT,
+	.type = KVM_X86_SW_PROTECTED_VM,
+};
+
+static int uf(int fd, uint32_t op, struct kvm_gmem_range *r, uint64_t n,
+	      uint64_t *done)
+{
+	struct kvm_gmem_userfault u = {
+		.op = op, .ranges = (uintptr_t)r, .nr_ranges = n,
+		.done = -1ULL,
+	};
+	int ret = ioctl(fd, KVM_GMEM_SET_USERFAULT, &u);
+
+	if (done)
+		*done = u.done;
+	return ret;
+}
+
+static void uf_range(int fd, uint32_t op, uint64_t offset, uint64_t size)
+{
+	struct kvm_gmem_range r = { offset, size };
+	uint64_t done;
+
+	TEST_ASSERT(!uf(fd, op, &r, 1, &done) && done == 1,
+		    "userfault op %u on [0x%lx, +0x%lx) failed: %s", op,
+		    offset, size, strerror(errno));
+}
+
+/* Whether page @i of a missing-bit bitmap is set. */
+static bool bit(const uint8_t *bm, uint64_t i)
+{
+	return bm[i / 8] & (1 << (i % 8));
+}
+
+static void get_bitmap(int fd, uint64_t offset, uint64_t size, uint8_t *bm)
+{
+	struct kvm_gmem_userfault_bitmap b = {
+		.offset = offset, .size = size, .bitmap = (uintptr_t)bm,
+	};
+
+	TEST_ASSERT(!ioctl(fd, KVM_GMEM_GET_USERFAULT, &b),
+		    "KVM_GMEM_GET_USERFAULT failed: %s", strerror(errno));
+}
+
+/* The missing pages among the first @n of @fd, as a bit mask. */
+static uint64_t missing_mask(int fd, unsigned int n)
+{
+	uint8_t bm[8] = {};
+	uint64_t m = 0;
+	unsigned int i;
+
+	get_bitmap(fd, 0, n * PAGE, bm);
+	for (i = 0; i < n; i++)
+		if (bit(bm, i))
+			m |= 1ULL << i;
+	return m;
+}
+
+static int resolve(int fd, uint64_t offset, uint64_t size, const void *src,
+		   uint64_t *resolved)
+{
+	struct kvm_gmem_resolve r = {
+		.offset = offset, .size = size, .src = (uintptr_t)src,
+		.resolved = -1ULL,
+	};
+	int ret = ioctl(fd, KVM_GMEM_RESOLVE, &r);
+
+	if (resolved)
+		*resolved = r.resolved;
+	return ret;
+}
+
+/* A page whose every u64 is its offset xor @seed. */
+static void fill_page(uint64_t *p, uint64_t offset, uint64_t seed)
+{
+	unsigned int i;
+
+	for (i = 0; i < PAGE / 8; i++)
+		p[i] = (offset + i * 8) ^ seed;
+}
+
+static void test_caps(void)
+{
+	struct kvm_vm *vm;
+
+	TEST_ASSERT_EQ(kvm_check_cap(KVM_CAP_GUEST_MEMFD_USERFAULT), 1);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_USERFAULT), 1);
+	kvm_vm_free(vm);
+	vm = vm_create_barebones();
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_USERFAULT), 1);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("capability\n");
+}
+
+#define NPAGES	16
+#define BASELINE ((1ULL << 2) | (1ULL << 3))
+
+/* Pages 2 and 3 missing, page 5 shared with its pattern: unchanged? */
+static void check_unchanged(int fd, uint64_t *mem, const char *what)
+{
+	TEST_ASSERT(missing_mask(fd, NPAGES) == BASELINE,
+		    "%s changed the missing bits: 0x%lx", what,
+		    missing_mask(fd, NPAGES));
+	TEST_ASSERT(mem[5 * PAGE / 8] == ((5 * PAGE) ^ 0x55),
+		    "%s changed page 5", what);
+}
+
+static void expect_err(int ret, int err, int fd, uint64_t *mem,
+		       const char *what)
+{
+	TEST_ASSERT(ret == -1 && errno == err, "%s: expected %s, got %d (%s)",
+		    what, strerror(err), ret, strerror(errno));
+	check_unchanged(fd, mem, what);
+}
+
+static void test_bad_input(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t size = NPAGES * PAGE, done, resolved;
+	struct kvm_gmem_range r[2];
+	struct kvm_gmem_userfault u;
+	struct kvm_gmem_userfault_bitmap b;
+	struct kvm_gmem_resolve res;
+	uint64_t *mem, page[PAGE / 8], two[2 * PAGE / 8];
+	int fd, other, i;
+	uint8_t bm[4];
+
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	fill_page(&mem[5 * PAGE / 8], 5 * PAGE, 0x55);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 2 * PAGE, 2 * PAGE);
+	check_unchanged(fd, mem, "baseline");
+
+	/* KVM_GMEM_SET_USERFAULT: the second range is bad, the first not. */
+	for (i = 0; i < 2; i++) {
+		uint32_t op = i ? KVM_GMEM_USERFAULT_CLEAR :
+				  KVM_GMEM_USERFAULT_SET;
+		struct kvm_gmem_range bad[] = {
+			{ PAGE + 1, PAGE }, { PAGE, PAGE - 1 }, { PAGE, 0 },
+			{ -PAGE, 2 * PAGE }, { size - PAGE, 2 * PAGE },
+			{ size, PAGE },
+		};
+		unsigned int j, k;
+
+		r[0] = (struct kvm_gmem_range){ i ? 2 * PAGE : 8 * PAGE, PAGE };
+		for (j = 0; j < ARRAY_SIZE(bad); j++) {
+			r[1] = bad[j];
+			expect_err(uf(fd, op, r, 2, NULL), EINVAL, fd, mem,
+				   "bad range");
+		}
+		r[1] = r[0];
+		u = (struct kvm_gmem_userfault){ .op = op,
+			.ranges = (uintptr_t)r, .nr_ranges = 1 };
+		u.flags = 1;
+		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd,
+			   mem, "flags");
+		u.flags = 0;
+		for (k = 0; k < ARRAY_SIZE(u.reserved); k++) {
+			u.reserved[k] = 1;
+			expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u),
+				   EINVAL, fd, mem, "reserved");
+			u.reserved[k] = 0;
+		}
+		u.nr_ranges = 0;
+		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd,
+			   mem, "no range");
+		u.nr_ranges = KVM_GMEM_USERFAULT_MAX_RANGES + 1ULL;
+		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd,
+			   mem, "too many ranges");
+		u.nr_ranges = 1;
+		u.ranges = 0;
+		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EFAULT, fd,
+			   mem, "bad range array");
+	}
+	u = (struct kvm_gmem_userfault){ .op = 2, .ranges = (uintptr_t)r,
+					 .nr_ranges = 1 };
+	expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd, mem,
+		   "unknown op");
+	expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, NULL), EFAULT, fd, mem,
+		   "bad argument");
+
+	/* KVM_GMEM_GET_USERFAULT */
+	b = (struct kvm_gmem_userfault_bitmap){ .size = size,
+						.bitmap = (uintptr_t)bm };
+	for (i = 0; i < ARRAY_SIZE(b.reserved); i++) {
+		b.reserved[i] = 1;
+		expect_err(ioctl(fd, KVM_GMEM_GET_USERFAULT, &b), EINVAL, fd,
+			   mem, "get: reserved");
+		b.reserved[i] = 0;
+	}
+	b.offset = 1;
+	expect_err(ioctl(fd, KVM_GMEM_GET_USERFAULT, &b), EINVAL, fd, mem,
+		   "get: unaligned");
+	b.offset = 0;
+	b.size = size + PAGE;
+	expect_err(ioctl(fd, KVM_GMEM_GET_USERFAULT, &b), EINVAL, fd, mem,
+		   "get: beyond the end");
+	b.size = 0;
+	expect_err(ioctl(fd, KVM_GMEM_GET_USERFAULT, &b), EINVAL, fd, mem,
+		   "get: empty");
+	b.size = size;
+	b.bitmap = 0;
+	expect_err(ioctl(fd, KVM_GMEM_GET_USERFAULT, &b), EFAULT, fd, mem,
+		   "get: bad bitmap");
+
+	/* KVM_GMEM_RESOLVE */
+	fill_page(page, 2 * PAGE, 0x22);
+	res = (struct kvm_gmem_resolve){ .offset = 2 * PAGE, .size = PAGE,
+					 .src = (uintptr_t)page };
+	res.flags = 1;
+	expect_err(ioctl(fd, KVM_GMEM_RESOLVE, &res), EINVAL, fd, mem,
+		   "resolve: flags");
+	res.flags = 0;
+	for (i = 0; i < ARRAY_SIZE(res.reserved); i++) {
+		res.reserved[i] = 1;
+		expect_err(ioctl(fd, KVM_GMEM_RESOLVE, &res), EINVAL, fd, mem,
+			   "resolve: reserved");
+		res.reserved[i] = 0;
+	}
+	expect_err(resolve(fd, 2 * PAGE + 8, PAGE, page, NULL), EINVAL, fd,
+		   mem, "resolve: unaligned");
+	expect_err(resolve(fd, 2 * PAGE, 0, page, NULL), EINVAL, fd, mem,
+		   "resolve: empty");
+	expect_err(resolve(fd, size, PAGE, page, NULL), EINVAL, fd, mem,
+		   "resolve: beyond the end");
+	expect_err(resolve(fd, -PAGE, 2 * PAGE, page, NULL), EINVAL, fd, mem,
+		   "resolve: overflow");
+	expect_err(resolve(fd, 2 * PAGE, PAGE, NULL, &resolved), EFAULT, fd,
+		   mem, "resolve: bad source");
+	TEST_ASSERT_EQ(resolved, 0);
+	/* A present page is left as it is. */
+	expect_err(resolve(fd, 5 * PAGE, PAGE, page, &resolved), EEXIST, fd,
+		   mem, "resolve: present page");
+	TEST_ASSERT_EQ(resolved, 0);
+
+	/* A file without a state of its own, a memfd, the VM fd. */
+	other = vm_create_guest_memfd(vm, size, 0);
+	r[0] = (struct kvm_gmem_range){ 0, PAGE };
+	TEST_ASSERT(uf(other, KVM_GMEM_USERFAULT_SET, r, 1, NULL) == -1 &&
+		    errno == EINVAL, "userfault on a file without state");
+	TEST_ASSERT(resolve(other, 0, PAGE, page, NULL) == -1 &&
+		    errno == EINVAL, "resolve on a file without state");
+	close(other);
+	other = memfd_create("not-gmem", 0);
+	TEST_ASSERT(uf(other, KVM_GMEM_USERFAULT_SET, r, 1, NULL) == -1 &&
+		    errno == ENOTTY, "userfault on a memfd");
+	close(other);
+	TEST_ASSERT(uf(vm->fd, KVM_GMEM_USERFAULT_SET, r, 1, NULL) == -1 &&
+		    errno == ENOTTY, "userfault on the VM fd");
+	check_unchanged(fd, mem, "other files");
+
+	/* Stops at the first present page, having resolved the ones before. */
+	fill_page(page, 3 * PAGE, 0x33);
+	fill_page(two, 3 * PAGE, 0x33);
+	fill_page(two + PAGE / 8, 4 * PAGE, 0x44);
+	TEST_ASSERT(resolve(fd, 3 * PAGE, 2 * PAGE, two, &resolved) == -1 &&
+		    errno == EEXIST && resolved == PAGE,
+		    "resolve across a present page: %d %s, resolved 0x%lx",
+		    errno, strerror(errno), resolved);
+	TEST_ASSERT_EQ(missing_mask(fd, NPAGES), 1ULL << 2);
+	TEST_ASSERT(!memcmp(&mem[3 * PAGE / 8], page, PAGE),
+		    "resolved page holds other data");
+	TEST_ASSERT(!resolve(fd, 2 * PAGE, PAGE, two, &done) && done == PAGE,
+		    "resolve failed");
+	TEST_ASSERT_EQ(missing_mask(fd, NPAGES), 0);
+
+	munmap(mem, size);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("bad input\n");
+}
+
+/* Set and clear are deltas over vectors; contents and state stay. */
+static void test_vectors(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	struct kvm_gmem_range set[] = {
+		{ 0, PAGE }, { 4 * PAGE, 5 * PAGE }, { 63 * PAGE, PAGE },
+		{ 4 * PAGE, PAGE },
+	};
+	struct kvm_gmem_range clear[] = { { 5 * PAGE, 2 * PAGE },
+					  { 63 * PAGE, PAGE } };
+	uint64_t size = 64 * PAGE, done, expect;
+	struct kvm_memory_attributes2 attrs = {
+		.offset = 32 * PAGE, .size = 32 * PAGE,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	uint8_t bm[8];
+	uint64_t *mem;
+	int fd, i;
+
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	for (i = 0; i < 64; i++)
+		fill_page(&mem[i * PAGE / 8], i * PAGE, 0x11);
+	/* Pages 32-63 private. */
+	TEST_ASSERT(!ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs),
+		    "conversion failed");
+
+	TEST_ASSERT(!uf(fd, KVM_GMEM_USERFAULT_SET, set, ARRAY_SIZE(set),
+			&done) && done == ARRAY_SIZE(set), "set failed");
+	get_bitmap(fd, 0, size, bm);
+	for (i = 0; i < 64; i++) {
+		expect = i == 0 || (i >= 4 && i < 9) || i == 63;
+		TEST_ASSERT(bit(bm, i) == expect, "page %d: missing %d", i,
+			    bit(bm, i));
+	}
+	/* A bitmap of an unaligned page count and offset. */
+	memset(bm, 0xff, sizeof(bm));
+	get_bitmap(fd, 3 * PAGE, 3 * PAGE, bm);
+	TEST_ASSERT((bm[0] & 7) == 6, "bitmap of pages 3-5: 0x%x", bm[0]);
+
+	TEST_ASSERT(!uf(fd, KVM_GMEM_USERFAULT_CLEAR, clear, ARRAY_SIZE(clear),
+			&done) && done == ARRAY_SIZE(clear), "clear failed");
+	get_bitmap(fd, 0, size, bm);
+	for (i = 0; i < 64; i++) {
+		expect = i == 0 || i == 4 || (i >= 7 && i < 9);
+		TEST_ASSERT(bit(bm, i) == expect, "page %d: missing %d", i,
+			    bit(bm, i));
+	}
+	uf_range(fd, KVM_GMEM_USERFAULT_CLEAR, 0, size);
+	TEST_ASSERT_EQ(missing_mask(fd, 64), 0);
+
+	/* Contents and shared/private state as before. */
+	for (i = 0; i < 32; i++)
+		TEST_ASSERT(mem[i * PAGE / 8 + 1] == ((i * PAGE + 8) ^ 0x11),
+			    "page %d lost its contents", i);
+	attrs.attributes = 0;
+	TEST_ASSERT(!ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs),
+		    "conversion back failed");
+	for (i = 32; i < 64; i++)
+		TEST_ASSERT(mem[i * PAGE / 8 + 1] == ((i * PAGE + 8) ^ 0x11),
+			    "private page %d lost its contents", i);
+
+	munmap(mem, size);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("set and clear vectors\n");
+}
+
+/* The guest reads a u64 at each offset of guest_offsets, checks it. */
+#define MAX_TOUCH	16
+static uint64_t guest_offsets[MAX_TOUCH];
+static uint64_t guest_nr, guest_seed;
+
+static void guest_code(void)
+{
+	for (;;) {
+		uint64_t i;
+
+		for (i = 0; i < guest_nr; i++) {
+			uint64_t off = guest_offsets[i];
+
+			GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)(GMEM_GPA + off)),
+					off ^ guest_seed);
+		}
+		GUEST_SYNC(0);
+	}
+}
+
+/*
+ * Run the guest over @n offsets, resolving each missing page it exits on
+ * with its pattern; return the number of exits.
+ */
+static int run_resolving(struct kvm_vcpu *vcpu, int fd, const uint64_t *off,
+			 int n, uint64_t seed, bool private)
+{
+	static uint64_t page[PAGE / 8];
+	struct kvm_run *run = vcpu->run;
+	struct ucall uc;
+	int exits = 0, r, i;
+
+	for (i = 0; i < n; i++)
+		guest_offsets[i] = off[i];
+	guest_nr = n;
+	guest_seed = seed;
+	sync_global_to_guest(vcpu->vm, guest_offsets);
+	sync_global_to_guest(vcpu->vm, guest_nr);
+	sync_global_to_guest(vcpu->vm, guest_seed);
+
+	for (;;) {
+		uint64_t gpa, expect_flags;
+
+		r = _vcpu_run(vcpu);
+		if (!r)
+			break;
+		TEST_ASSERT(r == -1 && errno == EFAULT &&
+			    run->exit_reason == KVM_EXIT_MEMORY_FAULT,
+			    "KVM_RUN: %d errno %d exit %u", r, errno,
+			    run->exit_reason);
+		expect_flags = KVM_MEMORY_EXIT_FLAG_USERFAULT |
+			       (private ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
+		TEST_ASSERT(run->memory_fault.flags == expect_flags,
+			    "exit flags 0x%llx, expected 0x%lx",
+			    run->memory_fault.flags, expect_flags);
+		TEST_ASSERT_EQ(run->memory_fault.size, PAGE);
+		gpa = run->memory_fault.gpa;
+		TEST_ASSERT(gpa >= GMEM_GPA && !(gpa % PAGE), "gpa 0x%lx", gpa);
+		fill_page(page, gpa - GMEM_GPA, seed);
+		TEST_ASSERT(!resolve(fd, gpa - GMEM_GPA, PAGE, page, NULL),
+			    "resolve of 0x%lx failed: %s", gpa,
+			    strerror(errno));
+		TEST_ASSERT(++exits <= n, "more exits than pages");
+	}
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return exits;
+}
+
+struct backing {
+	const char *name;
+	uint64_t size;		/* file size */
+	uint64_t page_size;	/* hugetlb page size, 0 for 4K pages */
+	uint64_t flags;		/* hugetlb flags */
+	const char *stat;	/* KVM's count of mappings of the page size */
+};
+
+static const struct backing backings[] = {
+	{ "4K", 4 * SZ_2M, 0, 0, NULL },
+	{ "2M", 4 * SZ_2M, SZ_2M,
+	  GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_2MB, "pages_2m" },
+	{ "1G", SZ_1G, SZ_1G,
+	  GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_1GB, "pages_1g" },
+};
+
+static bool backing_usable(const struct backing *bk)
+{
+	char path[96];
+	unsigned long n = 0;
+	FILE *f;
+
+	if (!bk->page_size)
+		return true;
+	if (!(kvm_check_cap(KVM_CAP_GUEST_MEMFD_HUGETLB) & bk->page_size))
+		return false;
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
+		 bk->page_size / 1024);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (fscanf(f, "%lu", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n * bk->page_size >= bk->size;
+}
+
+/*
+ * Every page missing; the guest reads a few pages in different 2M blocks
+ * and exits once for each; then the bits of the whole file are cleared and
+ * the guest reads one more page of the first block, which KVM now maps at
+ * the file's page size.
+ */
+static void test_vcpu_exits(const struct backing *bk, bool private)
+{
+	uint64_t off[] = { 0, PAGE, SZ_2M - PAGE, SZ_2M, 3 * SZ_2M + 5 * PAGE };
+	uint64_t huge_before = 0, pages_4k;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd, exits;
+
+	if (!backing_usable(bk)) {
+		ksft_test_result_skip("vCPU exits %s %s: no pool\n", bk->name,
+				      private ? "private" : "shared");
+		return;
+	}
+
+	vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &vcpu,
+					   guest_code);
+	fd = vm_create_guest_memfd(vm, bk->size, GUEST_MEMFD_FLAG_MMAP |
+				   (private ? 0 : GUEST_MEMFD_FLAG_INIT_SHARED) |
+				   bk->flags);
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, bk->size, NULL, fd, 0);
+	virt_map_level(vm, GMEM_GPA, GMEM_GPA, bk->size,
+		       bk->size >= SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M);
+
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 0, bk->size);
+	if (bk->stat)
+		huge_before = vm_get_stat(vm, bk->stat);
+	pages_4k = vm_get_stat(vm, "pages_4k");
+
+	exits = run_resolving(vcpu, fd, off, ARRAY_SIZE(off), 0x1234, private);
+	TEST_ASSERT(exits == ARRAY_SIZE(off), "%d exits for %lu missing pages",
+		    exits, ARRAY_SIZE(off));
+	/* Every block had missing pages: nothing mapped huge. */
+	if (bk->stat)
+		TEST_ASSERT_EQ(vm_get_stat(vm, bk->stat), huge_before);
+	TEST_ASSERT(vm_get_stat(vm, "pages_4k") - pages_4k >= exits,
+		    "the resolved pages are not mapped 4K");
+
+	/*
+	 * Nothing missing any more: the next fault maps a huge page (private
+	 * memory: hugetlb files map shared pages 4K).  Page 9 was never
+	 * written, so it reads zero: off ^ seed with seed == off.
+	 */
+	uf_range(fd, KVM_GMEM_USERFAULT_CLEAR, 0, bk->size);
+	off[0] = 9 * PAGE;
+	exits = run_resolving(vcpu, fd, off, 1, 9 * PAGE, private);
+	TEST_ASSERT_EQ(exits, 0);
+	if (bk->stat && private)
+		TEST_ASSERT(vm_get_stat(vm, bk->stat) == huge_before + 1,
+			    "%s: %lu huge mappings after the clear",
+			    bk->name, vm_get_stat(vm, bk->stat) - huge_before);
+
+	kvm_vm_free(vm);
+	close(fd);
+	ksft_test_result_pass("vCPU exits %s %s\n", bk->name,
+			      private ? "private" : "shared");
+}
+
+static uint64_t reader_value;
+static bool reader_done;
+
+static void *reader(void *arg)
+{
+	WRITE_ONCE(reader_value, READ_ONCE(*(uint64_t *)arg));
+	WRITE_ONCE(reader_done, true);
+	return NULL;
+}
+
+/* Host accesses to a missing page sleep until it is resolved. */
+static void test_host_wait(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t size = 8 * PAGE, page[PAGE / 8];
+	pthread_t t;
+	uint64_t *mem;
+	pid_t child;
+	int fd, status;
+
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	mem[3 * PAGE / 8] = 0xdead;
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 3 * PAGE, PAGE);
+
+	pthread_create(&t, NULL, reader, &mem[3 * PAGE / 8]);
+	usleep(300 * 1000);
+	TEST_ASSERT(!READ_ONCE(reader_done),
+		    "a host read of a missing page returned");
+	fill_page(page, 3 * PAGE, 0x77);
+	TEST_ASSERT(!resolve(fd, 3 * PAGE, PAGE, page, NULL), "resolve failed");
+	pthread_join(t, NULL);
+	TEST_ASSERT(reader_value == ((3 * PAGE) ^ 0x77),
+		    "the reader saw 0x%lx", reader_value);
+
+	/* A waiter that is killed goes away. */
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 4 * PAGE, PAGE);
+	child = fork();
+	TEST_ASSERT(child >= 0, "fork failed");
+	if (!child) {
+		(void)READ_ONCE(mem[4 * PAGE / 8]);
+		_exit(0);
+	}
+	usleep(300 * 1000);
+	TEST_ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
+	kill(child, SIGKILL);
+	TEST_ASSERT_EQ(waitpid(child, &status, 0), child);
+	TEST_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		    "the waiter ended with status 0x%x", status);
+	TEST_ASSERT_EQ(missing_mask(fd, 8), 1ULL << 4);
+
+	munmap(mem, size);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("host accesses wait for missing pages\n");
+}
+
+int main(int argc, char *argv[])
+{
+	int i;
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) &
+		     BIT(KVM_X86_SW_PROTECTED_VM));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD_USERFAULT));
+
+	ksft_print_header();
+	ksft_set_plan(4 + 2 * ARRAY_SIZE(backings));
+	test_caps();
+	test_bad_input();
+	test_vectors();
+	for (i = 0; i < ARRAY_SIZE(backings); i++) {
+		test_vcpu_exits(&backings[i], true);
+		test_vcpu_exits(&backings[i], false);
+	}
+	test_host_wait();
+	ksft_finished();
+}

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Missing ("userfault") pages of a guest_memfd, for post-copy migration.
+ *
+ * A page whose missing bit is set has no contents yet.  The bit lives in the
+ * inode's state (state.[ch]) beside the shared/private state, so every path
+ * that looks a page up learns both from one lookup:
+ *
+ *  - a vCPU access exits to userspace with KVM_EXIT_MEMORY_FAULT and
+ *    KVM_MEMORY_EXIT_FLAG_USERFAULT (kvm_gmem_get_pfn() fails with -ENODATA,
+ *    the architecture turns that into the exit), and KVM never maps a huge
+ *    page across a missing one (kvm_gmem_state_lookup() bounds the order);
+ *  - a host access through a mapping of the file sleeps, killably and
+ *    without the mmap lock where the fault can be retried, until the page
+ *    is present (kvm_gmem_fault_missing()); KVM's own accesses to guest
+ *    memory (gfn_to_pfn caches, the emulator) go through such a mapping and
+ *    wait the same way.
+ *
+ * Userspace sets and clears bits as deltas over vectors of ranges
+ * (KVM_GMEM_SET_USERFAULT), reads them back (KVM_GMEM_GET_USERFAULT) and
+ * fills missing pages in place (KVM_GMEM_RESOLVE).  Clearing takes no lock
+ * and allocates nothing: a fully ordered test_and_clear_bit() per page,
+ * then one wake-up if somebody waits.
+ *
+ * Wake-up protocol: a waiter announces itself (kvm_gmem_state_wait_prepare(),
+ * a counter) before it re-checks the bit and sleeps on @uf_wq; a clearer
+ * clears the bit (fully ordered) before it reads the counter.  Either the
+ * waiter sees the page present or the clearer sees the waiter and wakes
+ * @uf_wq; a resolved page's contents are written before its bit is cleared.
+ *
+ * Setting bits takes the invalidate lock for write: it excludes host faults
+ * (which check the bit under the lock held shared), zaps KVM's mappings of
+ * the range inside an invalidation, so that vCPU faults that read the old
+ * bit retry, and unmaps every process's mappings of it, which also
+ * invalidates KVM's gfn_to_pfn caches through the MMU notifiers.
+ */
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/kvm_host.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+
+#include "gmem.h"
+
+/* Ranges copied from userspace at a time: no allocation on the clear path. */
+#define KVM_GMEM_UF_BATCH	16
+
+/* Page-aligned, non-empty, no overflow, inside a file of @nr_pages. */
+static int kvm_gmem_uf_check_range(u64 offset, u64 size, pgoff_t nr_pages,
+				   pgoff_t *start, pgoff_t *end)
+{
+	u64 last;
+
+	if (!size || check_add_overflow(offset, size, &last))
+		return -EINVAL;
+	if (!PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size))
+		return -EINVAL;
+	if (last >> PAGE_SHIFT > nr_pages)
+		return -EINVAL;
+	*start = offset >> PAGE_SHIFT;
+	*end = last >> PAGE_SHIFT;
+	return 0;
+}
+
+/* The files whose pages KVM takes from the file alone may have missing bits. */
+static struct kvm_gmem_inode *kvm_gmem_uf_inode(struct file *file)
+{
+	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
+
+	return kvm_gmem_has_state(gi) ? gi : NULL;
+}
+
+static pgoff_t kvm_gmem_nr_pages(struct kvm_gmem_inode *gi)
+{
+	return i_size_read(&gi->vfs_inode) >> PAGE_SHIFT;
+}
+
+/**
+ * kvm_gmem_page_missing() - whether a page's contents are missing
+ * @gi: the inode
+ * @index: the page
+ *
+ * Context: any; lockless.
+ * Return: true if the page's missing bit is set.
+ */
+bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	/* No bit was ever set: the common case, one load. */
+	if (!READ_ONCE(gi->state.uf))
+		return false;
+	return kvm_gmem_state_lookup(&gi->state, index, 0, NULL) &
+	       KVM_GMEM_STATE_MISSING;
+}
+
+/* Mark [@start, @end) missing: see the lock rules at the top. */
+static int kvm_gmem_uf_set(struct kvm_gmem_inode *gi, pgoff_t start,
+			   pgoff_t end)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	int ret;
+
+	filemap_invalidate_lock(mapping);
+	kvm_gmem_invalidate_begin(gi, start, end);
+	ret = kvm_gmem_state_set_missing(&gi->state, start, end);
+	kvm_gmem_invalidate_end(gi, start, end);
+	if (!ret)
+		unmap_mapping_pages(mapping, start, end - start, false);
+	filemap_invalidate_unlock(mapping);
+	return ret;
+}
+
+/* Mark [@start, @end) present: lockless, returns whether to wake waiters. */
+static bool kvm_gmem_uf_clear(struct kvm_gmem_inode *gi, pgoff_t start,
+			      pgoff_t end)
+{
+	bool wake = false;
+	pgoff_t i;
+
+	for (i = start; i < end; i++) {
+		if (kvm_gmem_state_clear_missing_one(&gi->state, i) ==
+		    KVM_GMEM_UF_WAKE)
+			wake = true;
+		if (!((i + 1) % 512))
+			cond_resched();
+	}
+	return wake;
+}
+
+/*
+ * Read the next batch of @u's ranges, from range @first on, and check each.
+ * Return: the number read, or a negative error.
+ */
+static int kvm_gmem_uf_read_batch(struct kvm_gmem_inode *gi,
+				  const struct kvm_gmem_userfault *u, u64 first,
+				  struct kvm_gmem_range *r)
+{
+	u64 n = min_t(u64, u->nr_ranges - first, KVM_GMEM_UF_BATCH);
+	void __user *src = u64_to_user_ptr(u->ranges) + first * sizeof(*r);
+	pgoff_t start, end;
+	u64 i;
+	int ret;
+
+	if (copy_from_user(r, src, n * sizeof(*r)))
+		return -EFAULT;
+	for (i = 0; i < n; i++) {
+		ret = kvm_gmem_uf_check_range(r[i].offset, r[i].size,
+					      kvm_gmem_nr_pages(gi), &start,
+					      &end);
+		if (ret)
+			return ret;
+	}
+	return n;
+}
+
+/**
+ * kvm_gmem_set_userfault() - KVM_GMEM_SET_USERFAULT on a guest_memfd
+ * @file: the guest_memfd
+ * @argp: user pointer to struct kvm_gmem_userfault
+ *
+ * Every range is checked before any changes, so bad input changes nothing;
+ * ranges applied before a later failure (-ENOMEM, or a range that
+ * userspace changed under the call) are counted in @done.
+ *
+ * Return: 0 or a negative error.
+ */
+static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
+{
+	struct kvm_gmem_range r[KVM_GMEM_UF_BATCH];
+	struct kvm_gmem_userfault u;
+	struct kvm_gmem_inode *gi;
+	pgoff_t start, end;
+	bool wake = false;
+	u64 i, done = 0;
+	int n, j, ret = 0;
+
+	if (copy_from_user(&u, argp, sizeof(u)))
+		return -EFAULT;
+	gi = kvm_gmem_uf_inode(file);
+	if (!gi || u.flags || memchr_inv(u.reserved, 0, sizeof(u.reserved)))
+		return -EINVAL;
+	if (u.op != KVM_GMEM_USERFAULT_SET && u.op != KVM_GMEM_USERFAULT_CLEAR)
+		return -EINVAL;
+	if (!u.nr_ranges || u.nr_ranges > KVM_GMEM_USERFAULT_MAX_RANGES)
+		return -EINVAL;
+
+	/* First pass: every range is valid. */
+	for (i = 0; i < u.nr_ranges; i += n) {
+		n = kvm_gmem_uf_read_batch(gi, &u, i, r);
+		if (n < 0)
+			return n;
+	}
+
+	/* Second pass: apply, re-checking what is read again. */
+	for (i = 0; i < u.nr_ranges && !ret; i += n) {
+		n = kvm_gmem_uf_read_batch(gi, &u, i, r);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		for (j = 0; j < n; j++) {
+			kvm_gmem_uf_check_range(r[j].offset, r[j].size,
+						kvm_gmem_nr_pages(gi), &start,
+						&end);
+			if (u.op == KVM_GMEM_USERFAULT_SET) {
+				ret = kvm_gmem_uf_set(gi, start, end);
+				if (ret)
+					break;
+			} else if (kvm_gmem_uf_clear(gi, start, end)) {
+				wake = true;
+			}
+			done++;
+		}
+	}
+
+	if (wake)
+		wake_up_all(&gi->uf_wq);
+
+	u.done = done;
+	if (copy_to_user(argp, &u, sizeof(u)))
+		return -EFAULT;
+	return ret;
+}
+
+/**
+ * kvm_gmem_get_userfault() - KVM_GMEM_GET_USERFAULT on a guest_memfd
+ * @file: the guest_memfd
+ * @argp: user pointer to struct kvm_gmem_userfault_bitmap
+ *
+ * Fills one bit per page of [offset, offset + size), page offset / 4096
+ * bit (offset - @offset) / 4096, least significant bit first, set if the
+ * page is missing.  The answer is a snapshot: bits may change under it.
+ *
+ * Return: 0 or a negative error.
+ */
+static long kvm_gmem_get_userfault(struct file *file, void __user *argp)
+{
+	unsigned long chunk[512 / BITS_PER_LONG];
+	struct kvm_gmem_userfault_bitmap b;
+	struct kvm_gmem_state_iter it;
+	struct kvm_gmem_inode *gi;
+	pgoff_t start, end, base, i;
+	void __user *dst;
+	u64 nbits;
+
+	if (copy_from_user(&b, argp, sizeof(b)))
+		return -EFAULT;
+	gi = kvm_gmem_uf_inode(file);
+	if (!gi || memchr_inv(b.reserved, 0, sizeof(b.reserved)))
+		return -EINVAL;
+	if (kvm_gmem_uf_check_range(b.offset, b.size, kvm_gmem_nr_pages(gi),
+				    &start, &end))
+		return -EINVAL;
+
+	dst = u64_to_user_ptr(b.bitmap);
+	for (base = start; base < end; base += 512) {
+		nbits = min_t(u64, end - base, 512);
+		bitmap_zero(chunk, 512);
+		kvm_gmem_state_for_each_range(&gi->state, &it, base,
+					      base + nbits) {
+			if (!(it.state & KVM_GMEM_STATE_MISSING))
+				continue;
+			for (i = it.index; i < it.run_end; i++)
+				__set_bit(i - base, chunk);
+		}
+		if (copy_to_user(dst, chunk, DIV_ROUND_UP(nbits, 8)))
+			return -EFAULT;
+		dst += 512 / 8;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * Fill missing page @index from @buf: its contents go in, with the folio
+ * locked, before the bit is cleared.  Return: 0, -EEXIST if the page is
+ * not missing, or an error from allocating the folio.
+ */
+static int kvm_gmem_resolve_one(struct kvm_gmem_inode *gi, pgoff_t index,
+				const void *buf, bool *wake)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct folio *folio;
+	int ret = 0;
+
+	filemap_invalidate_lock_shared(mapping);
+	if (!kvm_gmem_page_missing(gi, index)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	/* A private page of a hugetlb file stays in its huge folio. */
+	folio = kvm_gmem_get_folio(&gi->vfs_inode, index);
+	if (IS_ERR(folio)) {
+		ret = PTR_ERR(folio);
+		goto out;
+	}
+	if (folio_test_hwpoison(folio)) {
+		ret = -EHWPOISON;
+		goto out_folio;
+	}
+	if (!folio_test_uptodate(folio)) {
+		kvm_gmem_zero_folio(folio);
+		folio_mark_uptodate(folio);
+	}
+	memcpy_to_page(folio_file_page(folio, index), 0, buf, PAGE_SIZE);
+
+	/* Fully ordered: whoever sees the bit clear sees the contents. */
+	if (kvm_gmem_state_clear_missing_one(&gi->state, index) ==
+	    KVM_GMEM_UF_WAKE)
+		*wake = true;
+out_folio:
+	folio_unlock(folio);
+	folio_put(folio);
+out:
+	filemap_invalidate_unlock_shared(mapping);
+	return ret;
+}
+
+/**
+ * kvm_gmem_resolve() - KVM_GMEM_RESOLVE on a guest_memfd
+ * @file: the guest_memfd
+ * @argp: user pointer to struct kvm_gmem_resolve
+ *
+ * Copy size bytes from src into the missing pages [offset, offset + size),
+ * page by page in order, and mark each present; works for shared and
+ * private pages alike.  Stops at the first page that is not missing
+ * (-EEXIST, the page left as it is) or cannot be filled; @resolved says
+ * how many bytes were.
+ *
+ * Return: 0 if every page was resolved, else a negative error.
+ */
+static long kvm_gmem_resolve(struct file *file, void __user *argp)
+{
+	struct kvm_gmem_resolve r;
+	struct kvm_gmem_inode *gi;
+	pgoff_t start, end, i;
+	const char __user *src;
+	bool wake = false;
+	void *buf;
+	int ret = 0;
+
+	if (copy_from_user(&r, argp, sizeof(r)))
+		return -EFAULT;
+	gi = kvm_gmem_uf_inode(file);
+	if (!gi || r.flags || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
+		return -EINVAL;
+	if (kvm_gmem_uf_check_range(r.offset, r.size, kvm_gmem_nr_pages(gi),
+				    &start, &end))
+		return -EINVAL;
+
+	buf = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+
+	src = u64_to_user_ptr(r.src);
+	for (i = start; i < end; i++) {
+		/* No lock held: the source may be any memory, even this file. */
+		if (copy_from_user(buf, src + ((i - start) << PAGE_SHIFT),
+				   PAGE_SIZE)) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = kvm_gmem_resolve_one(gi, i, buf, &wake);
+		if (ret)
+			break;
+		if (wake) {
+			wake_up_all(&gi->uf_wq);
+			wake = false;
+		}
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			i++;
+			break;
+		}
+		cond_resched();
+	}
+	free_page((unsigned long)buf);
+
+	r.resolved = (u64)(i - start) << PAGE_SHIFT;
+	if (copy_to_user(argp, &r, sizeof(r)))
+		return -EFAULT;
+	return ret;
+}
+
+/* Sleep until @index is present or a fatal signal arrives. */
+static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	int ret;
+
+	kvm_gmem_state_wait_prepare(&gi->state);
+	ret = wait_event_killable(gi->uf_wq,
+				  !kvm_gmem_page_missing(gi, index));
+	kvm_gmem_state_wait_finish(&gi->state);
+	return ret;
+}
+
+/**
+ * kvm_gmem_fault_missing() - a host fault found its page missing
+ * @vmf: the fault
+ *
+ * Wait for the page: without the mmap (or VMA) lock where the fault may be
+ * retried, then have it retried; with the lock otherwise.
+ *
+ * Context: the caller dropped the invalidate lock.
+ * Return: VM_FAULT_RETRY, 0 to look at the page again, or VM_FAULT_SIGBUS
+ * if a fatal signal ended the wait.
+ */
+vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
+{
+	struct file *file = vmf->vma->vm_file;
+	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
+	pgoff_t index = vmf->pgoff;
+
+	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
+		if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+			return VM_FAULT_RETRY;
+		/* The VMA may go once its lock is dropped: keep the file. */
+		get_file(file);
+		release_fault_lock(vmf);
+		kvm_gmem_wait_present(gi, index);
+		fput(file);
+		return VM_FAULT_RETRY;
+	}
+	return kvm_gmem_wait_present(gi, index) ? VM_FAULT_SIGBUS : 0;
+}
+
+/**
+ * kvm_gmem_userfault_ioctl() - the userfault ioctls of a guest_memfd
+ * @file: the guest_memfd
+ * @ioctl: the command
+ * @argp: its user argument
+ *
+ * Return: what the command returns, -ENOTTY for another command.
+ */
+long kvm_gmem_userfault_ioctl(struct file *file, unsigned int ioctl,
+			      void __user *argp)
+{
+	switch (ioctl) {
+	case KVM_GMEM_SET_USERFAULT:
+		return kvm_gmem_set_userfault(file, argp);
+	case KVM_GMEM_GET_USERFAULT:
+		return kvm_gmem_get_userfault(file, argp);
+	case KVM_GMEM_RESOLVE:
+		return kvm_gmem_resolve(file, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/**
+ * kvm_gmem_userfault_check_extension() - KVM_CAP_GUEST_MEMFD_USERFAULT
+ * @cap: the capability asked for
+ * @flags: the creation flags the VM (or some VM type) supports
+ *
+ * Return: 1 for KVM_CAP_GUEST_MEMFD_USERFAULT where files that keep their
+ * own state can be created, else 0.
+ */
+int kvm_gmem_userfault_check_extension(long cap, u64 flags)
+{
+	if (cap != KVM_CAP_GUEST_MEMFD_USERFAULT)
+		return 0;
+	return !!(flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
+}
