@@ -490,7 +490,6 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 	if (vmf->pgoff >= i_size_read(inode) >> PAGE_SHIFT)
 		return VM_FAULT_SIGBUS;
 
-again:
 	filemap_invalidate_lock_shared(inode->i_mapping);
 
 	if (!kvm_gmem_page_shared(gi, vmf->pgoff)) {
@@ -500,13 +499,8 @@ again:
 
 	/* Setting the bit takes the invalidate lock for write. */
 	if (kvm_gmem_page_missing(gi, vmf->pgoff)) {
-		vm_fault_t wait;
-
 		filemap_invalidate_unlock_shared(inode->i_mapping);
-		wait = kvm_gmem_fault_missing(vmf);
-		if (wait)
-			return wait;
-		goto again;
+		return kvm_gmem_fault_missing(vmf);
 	}
 
 	folio = kvm_gmem_get_folio(inode, vmf->pgoff);

@@ -11,10 +11,10 @@
  *    the architecture turns that into the exit), and KVM never maps a huge
  *    page across a missing one (kvm_gmem_state_lookup() bounds the order);
  *  - a host access through a mapping of the file sleeps, killably and
- *    without the mmap lock where the fault can be retried, until the page
- *    is present (kvm_gmem_fault_missing()); KVM's own accesses to guest
- *    memory (gfn_to_pfn caches, the emulator) go through such a mapping and
- *    wait the same way.
+ *    without the mmap lock, until the page is present, or gets SIGBUS if
+ *    its fault cannot drop the lock (kvm_gmem_fault_missing()); KVM's own
+ *    accesses to guest memory (gfn_to_pfn caches, the emulator) go through
+ *    such a mapping and wait the same way.
  *
  * Userspace sets and clears bits as deltas over vectors of ranges
  * (KVM_GMEM_SET_USERFAULT), reads them back (KVM_GMEM_GET_USERFAULT) and
@@ -29,10 +29,11 @@
  * @uf_wq; a resolved page's contents are written before its bit is cleared.
  *
  * Setting bits takes the invalidate lock for write: it excludes host faults
- * (which check the bit under the lock held shared), zaps KVM's mappings of
- * the range inside an invalidation, so that vCPU faults that read the old
- * bit retry, and unmaps every process's mappings of it, which also
- * invalidates KVM's gfn_to_pfn caches through the MMU notifiers.
+ * (which check the bit under the lock held shared), then zaps KVM's
+ * mappings of the range and bumps the invalidation sequence, so that vCPU
+ * faults that read the old bits retry, and unmaps every process's mappings
+ * of it, which also invalidates KVM's gfn_to_pfn caches through the MMU
+ * notifiers.
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -95,38 +96,80 @@ bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index)
 	       KVM_GMEM_STATE_MISSING;
 }
 
-/* Mark [@start, @end) missing: see the lock rules at the top. */
+/*
+ * Mark [@start, @end) missing, 1G at a time (each step may allocate a
+ * leaf and zaps, with the invalidate lock held), see the lock rules at the
+ * top.  The bits are set before the zap and the invalidation sequence bump
+ * (one mmu_lock section, as for conversion): a vCPU fault that looked up
+ * the old bits, even for a neighbouring page of the same huge block,
+ * either installed its mapping before the zap or retries.  On error the
+ * range may be set in part, up to a 1G boundary.
+ */
 static int kvm_gmem_uf_set(struct kvm_gmem_inode *gi, pgoff_t start,
 			   pgoff_t end)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
-	int ret;
+	pgoff_t next;
+	int ret = 0;
 
-	filemap_invalidate_lock(mapping);
-	kvm_gmem_invalidate_begin(gi, start, end);
-	ret = kvm_gmem_state_set_missing(&gi->state, start, end);
-	kvm_gmem_invalidate_end(gi, start, end);
-	if (!ret)
-		unmap_mapping_pages(mapping, start, end - start, false);
-	filemap_invalidate_unlock(mapping);
+	for (; start < end && !ret; start = next) {
+		next = min(end, round_down(start, KVM_GMEM_GIG_PAGES) +
+				KVM_GMEM_GIG_PAGES);
+		filemap_invalidate_lock(mapping);
+		ret = kvm_gmem_state_set_missing(&gi->state, start, next);
+		if (!ret) {
+			kvm_gmem_invalidate(gi, start, next);
+			unmap_mapping_pages(mapping, start, next - start, false);
+		}
+		filemap_invalidate_unlock(mapping);
+		if (!ret && next < end && fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
 	return ret;
 }
 
-/* Mark [@start, @end) present: lockless, returns whether to wake waiters. */
-static bool kvm_gmem_uf_clear(struct kvm_gmem_inode *gi, pgoff_t start,
-			      pgoff_t end)
+/*
+ * Mark [@start, @end) present: no lock, no allocation; 1G blocks without a
+ * missing page are skipped, and in the others only set bits are visited.
+ * Wakes waiters as it goes.  Return: 0, or -EINTR on a fatal signal.
+ */
+static int kvm_gmem_uf_clear(struct kvm_gmem_inode *gi, pgoff_t start,
+			     pgoff_t end)
 {
+	/* Pairs with smp_store_release() of s->uf in set_missing. */
+	struct kvm_gmem_uf *uf = smp_load_acquire(&gi->state.uf);
 	bool wake = false;
-	pgoff_t i;
+	pgoff_t next, g, base;
+	unsigned long *bits;
+	unsigned long off;
 
-	for (i = start; i < end; i++) {
-		if (kvm_gmem_state_clear_missing_one(&gi->state, i) ==
-		    KVM_GMEM_UF_WAKE)
-			wake = true;
-		if (!((i + 1) % 512))
-			cond_resched();
+	for (; uf && start < end; start = next) {
+		g = start >> KVM_GMEM_STATE_ORDER_1G;
+		next = min(end, (g + 1) << KVM_GMEM_STATE_ORDER_1G);
+		if (g >= uf->nr_gigs)
+			break;
+		/* Pairs with smp_store_release() of the leaf in set_missing. */
+		bits = smp_load_acquire(&uf->gig[g].bits);
+		if (!bits || !test_bit(g, uf->sum1g))
+			continue;
+		base = g << KVM_GMEM_STATE_ORDER_1G;
+		off = start - base;
+		for_each_set_bit_from(off, bits, next - base) {
+			if (kvm_gmem_state_clear_missing_one(&gi->state,
+							     base + off) ==
+			    KVM_GMEM_UF_WAKE)
+				wake = true;
+		}
+		if (wake) {
+			wake_up_all(&gi->uf_wq);
+			wake = false;
+		}
+		if (next < end && fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
 	}
-	return wake;
+	return 0;
 }
 
 /*
@@ -172,7 +215,6 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 	struct kvm_gmem_userfault u;
 	struct kvm_gmem_inode *gi;
 	pgoff_t start, end;
-	bool wake = false;
 	u64 i, done = 0;
 	int n, j, ret = 0;
 
@@ -204,19 +246,15 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 			kvm_gmem_uf_check_range(r[j].offset, r[j].size,
 						kvm_gmem_nr_pages(gi), &start,
 						&end);
-			if (u.op == KVM_GMEM_USERFAULT_SET) {
+			if (u.op == KVM_GMEM_USERFAULT_SET)
 				ret = kvm_gmem_uf_set(gi, start, end);
-				if (ret)
-					break;
-			} else if (kvm_gmem_uf_clear(gi, start, end)) {
-				wake = true;
-			}
+			else
+				ret = kvm_gmem_uf_clear(gi, start, end);
+			if (ret)
+				break;
 			done++;
 		}
 	}
-
-	if (wake)
-		wake_up_all(&gi->uf_wq);
 
 	u.done = done;
 	if (copy_to_user(argp, &u, sizeof(u)))
@@ -237,7 +275,7 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
  */
 static long kvm_gmem_get_userfault(struct file *file, void __user *argp)
 {
-	unsigned long chunk[512 / BITS_PER_LONG];
+	u8 chunk[512 / 8];
 	struct kvm_gmem_userfault_bitmap b;
 	struct kvm_gmem_state_iter it;
 	struct kvm_gmem_inode *gi;
@@ -257,17 +295,20 @@ static long kvm_gmem_get_userfault(struct file *file, void __user *argp)
 	dst = u64_to_user_ptr(b.bitmap);
 	for (base = start; base < end; base += 512) {
 		nbits = min_t(u64, end - base, 512);
-		bitmap_zero(chunk, 512);
+		memset(chunk, 0, sizeof(chunk));
 		kvm_gmem_state_for_each_range(&gi->state, &it, base,
 					      base + nbits) {
 			if (!(it.state & KVM_GMEM_STATE_MISSING))
 				continue;
+			/* Bytes, LSB first: the layout is the same everywhere. */
 			for (i = it.index; i < it.run_end; i++)
-				__set_bit(i - base, chunk);
+				chunk[(i - base) / 8] |= 1 << ((i - base) % 8);
 		}
 		if (copy_to_user(dst, chunk, DIV_ROUND_UP(nbits, 8)))
 			return -EFAULT;
-		dst += 512 / 8;
+		dst += sizeof(chunk);
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		cond_resched();
 	}
 	return 0;
@@ -295,6 +336,14 @@ static int kvm_gmem_resolve_one(struct kvm_gmem_inode *gi, pgoff_t index,
 	if (IS_ERR(folio)) {
 		ret = PTR_ERR(folio);
 		goto out;
+	}
+	/*
+	 * Again under the folio lock: a concurrent resolve of the page may
+	 * have filled it, and a fault mapped it, while we waited for it.
+	 */
+	if (!kvm_gmem_page_missing(gi, index)) {
+		ret = -EEXIST;
+		goto out_folio;
 	}
 	if (folio_test_hwpoison(folio)) {
 		ret = -EHWPOISON;
@@ -356,10 +405,13 @@ static long kvm_gmem_resolve(struct file *file, void __user *argp)
 
 	src = u64_to_user_ptr(r.src);
 	for (i = start; i < end; i++) {
-		/* No lock held: the source may be any memory, even this file. */
+		/*
+		 * No lock held: the source may be any memory, this file's
+		 * present pages too (a missing one waits, like any reader).
+		 */
 		if (copy_from_user(buf, src + ((i - start) << PAGE_SHIFT),
 				   PAGE_SIZE)) {
-			ret = -EFAULT;
+			ret = fatal_signal_pending(current) ? -EINTR : -EFAULT;
 			break;
 		}
 		ret = kvm_gmem_resolve_one(gi, i, buf, &wake);
@@ -400,12 +452,14 @@ static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index)
  * kvm_gmem_fault_missing() - a host fault found its page missing
  * @vmf: the fault
  *
- * Wait for the page: without the mmap (or VMA) lock where the fault may be
- * retried, then have it retried; with the lock otherwise.
+ * Wait for the page without the mmap (or VMA) lock, then have the fault
+ * retried.  A fault that cannot drop the lock (plain GUP, remote access
+ * through /proc/pid/mem or ptrace) gets SIGBUS, as with userfaultfd:
+ * waiting with the lock held would stall every mmap writer of the process
+ * until the page arrives.
  *
  * Context: the caller dropped the invalidate lock.
- * Return: VM_FAULT_RETRY, 0 to look at the page again, or VM_FAULT_SIGBUS
- * if a fatal signal ended the wait.
+ * Return: VM_FAULT_RETRY or VM_FAULT_SIGBUS.
  */
 vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
 {
@@ -413,17 +467,16 @@ vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
 	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
 	pgoff_t index = vmf->pgoff;
 
-	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
-		if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
-			return VM_FAULT_RETRY;
-		/* The VMA may go once its lock is dropped: keep the file. */
-		get_file(file);
-		release_fault_lock(vmf);
-		kvm_gmem_wait_present(gi, index);
-		fput(file);
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
-	}
-	return kvm_gmem_wait_present(gi, index) ? VM_FAULT_SIGBUS : 0;
+	/* The VMA may go once its lock is dropped: keep the file. */
+	get_file(file);
+	release_fault_lock(vmf);
+	kvm_gmem_wait_present(gi, index);
+	fput(file);
+	return VM_FAULT_RETRY;
 }
 
 /**

@@ -15,11 +15,19 @@
  *    stats) and maps huge again once none is missing;
  *  - a host thread reading a missing page through the file's mapping
  *    sleeps until the page is resolved; a process killed while waiting
- *    exits.
+ *    exits;
+ *  - KVM's own access to guest memory (kvmclock, through a gfn_to_pfn
+ *    cache and the memslot's mapping of the file) waits for a missing page
+ *    the same way, and writes it once resolved;
+ *  - a race of set, clear, resolve (vCPU exits and a background push),
+ *    host readers and conversions on one file: every read, guest or host,
+ *    sees the page's data, nothing hangs, and every page is intact at the
+ *    end.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <asm/kvm_para.h>
+#include <asm/pvclock-abi.h>
 #include <linux/kvm.h>
 
 #include "kvm_util.h"
@@ -560,6 +570,16 @@ static void test_vcpu_exits(const struct backing *bk, bool private)
 			    "%s: %lu huge mappings after the clear",
 			    bk->name, vm_get_stat(vm, bk->stat) - huge_before);
 
+	/*
+	 * Setting a page missing zaps the mapping that covers it, the huge
+	 * one just made included: the guest exits on it again.
+	 */
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 300 * PAGE, PAGE);
+	off[0] = 300 * PAGE;
+	exits = run_resolving(vcpu, fd, off, 1, 0x4321, private);
+	TEST_ASSERT(exits == 1, "%d exits for a page set missing under a mapping",
+		    exits);
+
 	kvm_vm_free(vm);
 	close(fd);
 	ksft_test_result_pass("vCPU exits %s %s\n", bk->name,
@@ -603,6 +623,19 @@ static void test_host_wait(void)
 	TEST_ASSERT(reader_value == ((3 * PAGE) ^ 0x77),
 		    "the reader saw 0x%lx", reader_value);
 
+	/*
+	 * An access that cannot drop the mmap lock (remote access through
+	 * /proc/self/mem) fails rather than wait with the lock held.
+	 */
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 6 * PAGE, PAGE);
+	status = open("/proc/self/mem", O_RDONLY);
+	TEST_ASSERT(status >= 0, "open /proc/self/mem failed");
+	TEST_ASSERT(pread(status, page, 8, (uintptr_t)&mem[6 * PAGE / 8]) < 0,
+		    "a remote read of a missing page succeeded");
+	close(status);
+	TEST_ASSERT(missing_mask(fd, 8) == 1ULL << 6, "page 6 changed");
+	uf_range(fd, KVM_GMEM_USERFAULT_CLEAR, 6 * PAGE, PAGE);
+
 	/* A waiter that is killed goes away. */
 	uf_range(fd, KVM_GMEM_USERFAULT_SET, 4 * PAGE, PAGE);
 	child = fork();
@@ -625,6 +658,329 @@ static void test_host_wait(void)
 	ksft_test_result_pass("host accesses wait for missing pages\n");
 }
 
+static void guest_kvmclock(void)
+{
+	struct pvclock_vcpu_time_info *pvti = (void *)GMEM_GPA;
+
+	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, GMEM_GPA | KVM_MSR_ENABLED);
+	GUEST_SYNC(READ_ONCE(pvti->version));
+}
+
+struct resolver {
+	int fd;
+	bool started;
+};
+
+static void *resolve_later(void *arg)
+{
+	struct resolver *r = arg;
+	static uint64_t zero[PAGE / 8];
+
+	usleep(300 * 1000);
+	WRITE_ONCE(r->started, true);
+	TEST_ASSERT(!resolve(r->fd, 0, PAGE, zero, NULL), "resolve failed");
+	return NULL;
+}
+
+/*
+ * The kvmclock page is missing when the guest enables kvmclock: KVM's
+ * write of the clock (a gfn_to_pfn cache over the memslot's mapping of the
+ * file) waits in the vCPU thread until another thread resolves the page,
+ * then lands: the guest reads a complete (even, non-zero) version.
+ */
+static void test_kvm_internal(void)
+{
+	struct resolver r = {};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	pthread_t t;
+	void *mem;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_kvmclock);
+	r.fd = vm_create_guest_memfd(vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP |
+				     GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, SZ_2M, mem, r.fd, 0);
+	virt_map(vm, GMEM_GPA, GMEM_GPA, SZ_2M / PAGE);
+
+	uf_range(r.fd, KVM_GMEM_USERFAULT_SET, 0, PAGE);
+	pthread_create(&t, NULL, resolve_later, &r);
+	vcpu_run(vcpu);
+	TEST_ASSERT(READ_ONCE(r.started),
+		    "KVM_RUN returned before the kvmclock page was resolved");
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT(uc.args[1] && !(uc.args[1] & 1),
+		    "kvmclock version %lu", uc.args[1]);
+	pthread_join(t, NULL);
+
+	kvm_vm_free(vm);
+	munmap(mem, SZ_2M);
+	close(r.fd);
+	ksft_test_result_pass("KVM's own accesses wait for missing pages\n");
+}
+
+/*
+ * The race: every page always holds its pattern (offset ^ RACE_SEED):
+ * setting a page missing keeps its contents, resolving writes the pattern
+ * again and conversions keep contents, so any read of anything else is a
+ * lost or torn update.
+ */
+#define RACE_SIZE	(4UL << 20)
+#define RACE_SEED	0x5eed5eed5eedULL
+#define RACE_OPS	2000
+
+static __thread sigjmp_buf race_jmp;
+
+static void race_sigbus(int sig)
+{
+	siglongjmp(race_jmp, 1);
+}
+
+struct race {
+	int fd;
+	uint64_t *mem;
+	unsigned int seed;
+	bool stop;
+	int finished;		/* setter and converter done */
+	int sets, clears, conversions, busy, reads, sigbus, exits, passes;
+	int pushed, mismatch;
+};
+
+static uint64_t race_page(unsigned int *seed)
+{
+	return (rand_r(seed) % (RACE_SIZE / PAGE)) * PAGE;
+}
+
+static void *race_setter(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 1;
+	struct kvm_gmem_range v[4];
+	int i, j;
+
+	for (i = 0; i < RACE_OPS; i++) {
+		uint32_t op = rand_r(&seed) % 3 ? KVM_GMEM_USERFAULT_SET :
+						  KVM_GMEM_USERFAULT_CLEAR;
+		uint64_t done;
+
+		for (j = 0; j < ARRAY_SIZE(v); j++)
+			v[j] = (struct kvm_gmem_range){ race_page(&seed),
+						(1 + rand_r(&seed) % 4) * PAGE };
+		for (j = 0; j < ARRAY_SIZE(v); j++)
+			if (v[j].offset + v[j].size > RACE_SIZE)
+				v[j].size = RACE_SIZE - v[j].offset;
+		TEST_ASSERT(!uf(r->fd, op, v, ARRAY_SIZE(v), &done) &&
+			    done == ARRAY_SIZE(v), "racing op %u failed: %s",
+			    op, strerror(errno));
+		if (op == KVM_GMEM_USERFAULT_SET)
+			r->sets++;
+		else
+			r->clears++;
+	}
+	__atomic_add_fetch(&r->finished, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *race_converter(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 2;
+	int i;
+
+	for (i = 0; i < RACE_OPS / 4; i++) {
+		struct kvm_memory_attributes2 c = {
+			.offset = race_page(&seed) & ~(SZ_2M / 2 - 1),
+			.size = SZ_2M / 2,
+			.attributes = rand_r(&seed) & 1 ?
+				      KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+		};
+
+		if (!ioctl(r->fd, KVM_SET_MEMORY_ATTRIBUTES2, &c))
+			r->conversions++;
+		else if (errno == EAGAIN)
+			r->busy++;	/* a host reader holds the page */
+		else
+			TEST_FAIL("racing conversion failed: %s",
+				  strerror(errno));
+	}
+	__atomic_add_fetch(&r->finished, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* The background push of post-copy: resolve pages, EEXIST if present. */
+static void *race_pusher(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 4;
+	uint64_t page[PAGE / 8];
+
+	while (!READ_ONCE(r->stop)) {
+		uint64_t off = race_page(&seed);
+
+		fill_page(page, off, RACE_SEED);
+		if (!resolve(r->fd, off, PAGE, page, NULL))
+			r->pushed++;
+		else
+			TEST_ASSERT(errno == EEXIST, "racing push failed: %s",
+				    strerror(errno));
+	}
+	return NULL;
+}
+
+/* Host reads wait for missing pages and see the pattern, or SIGBUS. */
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = r->seed + 3;
+	struct sigaction sa = { .sa_handler = race_sigbus };
+
+	sigaction(SIGBUS, &sa, NULL);
+	while (!READ_ONCE(r->stop)) {
+		uint64_t off = race_page(&seed), v;
+
+		if (sigsetjmp(race_jmp, 1)) {
+			r->sigbus++;
+			continue;
+		}
+		v = READ_ONCE(r->mem[off / 8]);
+		TEST_ASSERT(v == (off ^ RACE_SEED),
+			    "host read 0x%lx at 0x%lx", v, off);
+		r->reads++;
+	}
+	return NULL;
+}
+
+static void guest_race(void)
+{
+	for (;;) {
+		uint64_t off;
+
+		for (off = 0; off < RACE_SIZE; off += PAGE)
+			GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)(GMEM_GPA + off)),
+					off ^ RACE_SEED);
+		GUEST_SYNC(0);
+	}
+}
+
+/*
+ * Run guest passes, resolving what the vCPU exits on, until the setter and
+ * the converter are done and a pass has completed after that.
+ */
+static void race_vcpu(struct race *r, struct kvm_vcpu *vcpu)
+{
+	static uint64_t page[PAGE / 8];
+	struct kvm_run *run = vcpu->run;
+	bool last = false;
+	struct ucall uc;
+
+	for (;;) {
+		int ret = _vcpu_run(vcpu);
+		uint64_t off;
+
+		if (ret) {
+			TEST_ASSERT(errno == EFAULT &&
+				    run->exit_reason == KVM_EXIT_MEMORY_FAULT,
+				    "KVM_RUN: errno %d exit %u", errno,
+				    run->exit_reason);
+			/*
+			 * A conversion between the fault's private/shared
+			 * lookup and its check: run again (as in
+			 * guest_memfd_conversion_test's race).
+			 */
+			if (!(run->memory_fault.flags &
+			      KVM_MEMORY_EXIT_FLAG_USERFAULT)) {
+				r->mismatch++;
+				continue;
+			}
+			off = run->memory_fault.gpa - GMEM_GPA;
+			fill_page(page, off, RACE_SEED);
+			/* The clearer may have been first: EEXIST is fine. */
+			if (resolve(r->fd, off, PAGE, page, NULL))
+				TEST_ASSERT(errno == EEXIST,
+					    "racing resolve failed: %s",
+					    strerror(errno));
+			r->exits++;
+			continue;
+		}
+		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+		if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+			REPORT_GUEST_ASSERT(uc);
+		r->passes++;
+		if (last)
+			break;
+		last = __atomic_load_n(&r->finished, __ATOMIC_SEQ_CST) == 2;
+	}
+}
+
+static void test_race(void)
+{
+	struct kvm_memory_attributes2 all = { .size = RACE_SIZE };
+	pthread_t setter, converter, reader, pusher;
+	struct race r = { .seed = time(NULL) };
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t off;
+	int i;
+
+	vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &vcpu,
+					   guest_race);
+	r.fd = vm_create_guest_memfd(vm, RACE_SIZE, GUEST_MEMFD_FLAG_MMAP |
+				     GUEST_MEMFD_FLAG_INIT_SHARED);
+	r.mem = mmap(NULL, RACE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     r.fd, 0);
+	TEST_ASSERT(r.mem != MAP_FAILED, "mmap failed");
+	for (off = 0; off < RACE_SIZE; off += PAGE)
+		fill_page(&r.mem[off / 8], off, RACE_SEED);
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, RACE_SIZE, r.mem, r.fd, 0);
+	virt_map(vm, GMEM_GPA, GMEM_GPA, RACE_SIZE / PAGE);
+	ksft_print_msg("race seed %u\n", r.seed);
+
+	pthread_create(&setter, NULL, race_setter, &r);
+	pthread_create(&converter, NULL, race_converter, &r);
+	pthread_create(&reader, NULL, race_reader, &r);
+	pthread_create(&pusher, NULL, race_pusher, &r);
+	race_vcpu(&r, vcpu);
+	pthread_join(setter, NULL);
+	pthread_join(converter, NULL);
+	/* Whatever is still missing comes back; waiting readers wake up. */
+	uf_range(r.fd, KVM_GMEM_USERFAULT_CLEAR, 0, RACE_SIZE);
+	WRITE_ONCE(r.stop, true);
+	pthread_join(reader, NULL);
+	pthread_join(pusher, NULL);
+	ksft_print_msg("%d sets, %d clears, %d conversions (%d busy, %d mismatch exits)\n",
+		       r.sets, r.clears, r.conversions, r.busy, r.mismatch);
+	ksft_print_msg("%d host reads, %d SIGBUS, %d exits, %d pushed, %d guest passes\n",
+		       r.reads, r.sigbus, r.exits, r.pushed, r.passes);
+
+	/* Every page intact, seen by the host after a full conversion. */
+	{
+		static uint8_t bm[RACE_SIZE / PAGE / 8];
+
+		get_bitmap(r.fd, 0, RACE_SIZE, bm);
+		for (i = 0; i < sizeof(bm); i++)
+			TEST_ASSERT(!bm[i], "pages %d-%d still missing: 0x%x",
+				    i * 8, i * 8 + 7, bm[i]);
+	}
+	TEST_ASSERT(!ioctl(r.fd, KVM_SET_MEMORY_ATTRIBUTES2, &all),
+		    "conversion to shared failed");
+	for (off = 0; off < RACE_SIZE; off += PAGE)
+		for (i = 0; i < PAGE / 8; i += 64)
+			TEST_ASSERT(r.mem[off / 8 + i] == ((off + i * 8) ^ RACE_SEED),
+				    "page 0x%lx word %d lost its data", off, i);
+	TEST_ASSERT(r.sets && r.clears && r.reads && r.exits && r.passes > 1,
+		    "the race did not exercise set, clear, reads, exits and the guest");
+
+	kvm_vm_free(vm);
+	munmap(r.mem, RACE_SIZE);
+	close(r.fd);
+	ksft_test_result_pass("race of set, clear, resolve, reads and conversions\n");
+}
+
 int main(int argc, char *argv[])
 {
 	int i;
@@ -634,7 +990,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD_USERFAULT));
 
 	ksft_print_header();
-	ksft_set_plan(4 + 2 * ARRAY_SIZE(backings));
+	ksft_set_plan(6 + 2 * ARRAY_SIZE(backings));
 	test_caps();
 	test_bad_input();
 	test_vectors();
@@ -643,5 +999,7 @@ int main(int argc, char *argv[])
 		test_vcpu_exits(&backings[i], false);
 	}
 	test_host_wait();
+	test_kvm_internal();
+	test_race();
 	ksft_finished();
 }
