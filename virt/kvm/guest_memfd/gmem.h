@@ -139,6 +139,17 @@ long kvm_gmem_set_attributes(struct file *file, void __user *argp);
 struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index);
 void kvm_gmem_zero_folio(struct folio *folio);
 
+#if defined(CONFIG_KVM_GMEM_USERFAULT) && defined(CONFIG_USERFAULTFD)
+struct vm_uffd_ops;
+extern const struct vm_uffd_ops kvm_gmem_uffd_ops;
+vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf);
+#else
+static inline vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
+{
+	return 0;
+}
+#endif
+
 #ifdef CONFIG_KVM_GMEM_USERFAULT
 bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index);
 long kvm_gmem_userfault_ioctl(struct file *file, unsigned int ioctl,

@@ -497,6 +497,12 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 		goto out;
 	}
 
+	/* userfaultfd (MINOR): missing pages, and pages not mapped yet. */
+	ret = kvm_gmem_fault_userfault(vmf);
+	if (ret)
+		return ret;
+	ret = VM_FAULT_LOCKED;
+
 	/* Setting the bit takes the invalidate lock for write. */
 	if (kvm_gmem_page_missing(gi, vmf->pgoff)) {
 		filemap_invalidate_unlock_shared(inode->i_mapping);
@@ -577,6 +583,9 @@ static struct mempolicy *kvm_gmem_get_policy(struct vm_area_struct *vma,
 
 static const struct vm_operations_struct kvm_gmem_vm_ops = {
 	.fault		= kvm_gmem_fault,
+#if defined(CONFIG_KVM_GMEM_USERFAULT) && defined(CONFIG_USERFAULTFD)
+	.uffd_ops	= &kvm_gmem_uffd_ops,
+#endif
 #ifdef CONFIG_NUMA
 	.set_policy	= kvm_gmem_set_policy,
 	.get_policy	= kvm_gmem_get_policy,

@@ -14,7 +14,12 @@
  *    without the mmap lock, until the page is present, or gets SIGBUS if
  *    its fault cannot drop the lock (kvm_gmem_fault_missing()); KVM's own
  *    accesses to guest memory (gfn_to_pfn caches, the emulator) go through
- *    such a mapping and wait the same way.
+ *    such a mapping and wait the same way;
+ *  - unless the mapping is registered with userfaultfd in MINOR mode (as
+ *    upstream 7.1 allows for guest_memfd): then a missing page, and any
+ *    page in the page cache that the mapping does not map yet, raises a
+ *    MINOR event, and UFFDIO_CONTINUE maps the page and clears its bit
+ *    (kvm_gmem_uffd_ops).
  *
  * Userspace sets and clears bits as deltas over vectors of ranges
  * (KVM_GMEM_SET_USERFAULT), reads them back (KVM_GMEM_GET_USERFAULT) and
@@ -42,6 +47,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 #include <linux/wait.h>
 
 #include "gmem.h"
@@ -516,3 +522,88 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
 		return 0;
 	return !!(flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED));
 }
+
+#ifdef CONFIG_USERFAULTFD
+/**
+ * kvm_gmem_fault_userfault() - raise a userfault for a host fault
+ * @vmf: the fault, on a shared page
+ *
+ * A mapping registered with userfaultfd in MINOR mode gets a MINOR event
+ * for a missing page, and, as shmem does, for a page in the page cache
+ * that it does not map yet.
+ *
+ * Context: the invalidate lock held shared; released unless 0 is
+ * returned.
+ * Return: 0 if the fault goes on as without userfaultfd, else what the
+ * fault returns.
+ */
+vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
+{
+	struct address_space *mapping = vmf->vma->vm_file->f_mapping;
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
+	struct folio *folio;
+
+	if (!userfaultfd_minor(vmf->vma))
+		return 0;
+	if (!kvm_gmem_page_missing(gi, vmf->pgoff)) {
+		folio = filemap_get_folio(mapping, vmf->pgoff);
+		if (IS_ERR(folio))
+			return 0;
+		folio_put(folio);
+	}
+	filemap_invalidate_unlock_shared(mapping);
+	return handle_userfault(vmf, VM_UFFD_MINOR);
+}
+
+/* UFFDIO_CONTINUE: the shared page at @pgoff, as the fault would map it. */
+static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
+					     pgoff_t pgoff)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+	struct address_space *mapping = inode->i_mapping;
+	struct folio *folio;
+
+	filemap_invalidate_lock_shared(mapping);
+	if (pgoff >= i_size_read(inode) >> PAGE_SHIFT ||
+	    !kvm_gmem_page_shared(gi, pgoff)) {
+		folio = ERR_PTR(-EFAULT);
+		goto out;
+	}
+	/* CONTINUE maps what the page cache has: it allocates nothing. */
+	folio = filemap_get_folio(mapping, pgoff);
+	if (IS_ERR(folio)) {
+		folio = ERR_PTR(-EFAULT);
+		goto out;
+	}
+	folio_put(folio);
+	/* A huge folio of a hugetlb file is split for its shared page. */
+	folio = kvm_gmem_get_folio(inode, pgoff);
+	if (IS_ERR(folio))
+		goto out;
+	if (!folio_test_uptodate(folio)) {
+		kvm_gmem_zero_folio(folio);
+		folio_mark_uptodate(folio);
+	}
+out:
+	/* The folio lock keeps a conversion out until the PTE is in. */
+	filemap_invalidate_unlock_shared(mapping);
+	return folio;
+}
+
+/* CONTINUE mapped the page: its contents are what the VMM wants. */
+static void kvm_gmem_uffd_installed(struct inode *inode, pgoff_t pgoff)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+
+	if (kvm_gmem_state_clear_missing_one(&gi->state, pgoff) ==
+	    KVM_GMEM_UF_WAKE)
+		wake_up_all(&gi->uf_wq);
+}
+
+/* MINOR faults and UFFDIO_CONTINUE on mappings of guest_memfd files. */
+const struct vm_uffd_ops kvm_gmem_uffd_ops = {
+	.uffd_flags	= VM_UFFD_MINOR,
+	.get_folio	= kvm_gmem_uffd_get_folio,
+	.installed	= kvm_gmem_uffd_installed,
+};
+#endif /* CONFIG_USERFAULTFD */

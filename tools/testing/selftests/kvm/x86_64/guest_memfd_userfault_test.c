@@ -19,6 +19,12 @@
  *  - KVM's own access to guest memory (kvmclock, through a gfn_to_pfn
  *    cache and the memslot's mapping of the file) waits for a missing page
  *    the same way, and writes it once resolved;
+ *  - userfaultfd MINOR on a mapping of the file (4K and 2M hugetlb
+ *    files): missing pages and pages not mapped yet raise MINOR events,
+ *    UFFDIO_CONTINUE maps them and clears the bit; KVM's own access to a
+ *    missing page goes through the registered mapping and is resolved by
+ *    the handler; MISSING mode and UFFDIO_COPY are refused; a reader whose
+ *    handler closed the userfaultfd waits for the bit instead;
  *  - a race of set, clear, resolve (vCPU exits and a background push),
  *    host readers and conversions on one file: every read, guest or host,
  *    sees the page's data, nothing hangs, and every page is intact at the
@@ -39,6 +45,9 @@
 #include <asm/kvm_para.h>
 #include <asm/pvclock-abi.h>
 #include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/syscall.h>
 
 #include "kvm_util.h"
 #include "processor.h"
@@ -723,6 +732,209 @@ static void test_kvm_internal(void)
 	ksft_test_result_pass("KVM's own accesses wait for missing pages\n");
 }
 
+/* A userfaultfd handler thread: CONTINUE every MINOR fault, record it. */
+struct uffd_handler {
+	int uffd;
+	bool stop;
+	int events;
+	uint64_t addr[8];
+	pthread_t thread;
+};
+
+static int uffd_minor_open(void *addr, uint64_t len, int *err)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_MINOR_SHMEM };
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)addr, len },
+		.mode = UFFDIO_REGISTER_MODE_MINOR,
+	};
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	TEST_ASSERT(uffd >= 0, "userfaultfd failed: %s", strerror(errno));
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API failed");
+	*err = ioctl(uffd, UFFDIO_REGISTER, &reg) ? errno : 0;
+	return uffd;
+}
+
+static void *uffd_handler_thread(void *arg)
+{
+	struct uffd_handler *h = arg;
+	struct pollfd pfd = { .fd = h->uffd, .events = POLLIN };
+
+	while (!READ_ONCE(h->stop)) {
+		struct uffdio_continue cont = {};
+		struct uffd_msg msg;
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		if (read(h->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		TEST_ASSERT(msg.event == UFFD_EVENT_PAGEFAULT &&
+			    (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR),
+			    "event %u flags 0x%llx", msg.event,
+			    msg.arg.pagefault.flags);
+		if (h->events < ARRAY_SIZE(h->addr))
+			h->addr[h->events] = msg.arg.pagefault.address & ~(PAGE - 1);
+		h->events++;
+		cont.range.start = msg.arg.pagefault.address & ~(PAGE - 1);
+		cont.range.len = PAGE;
+		TEST_ASSERT(!ioctl(h->uffd, UFFDIO_CONTINUE, &cont) ||
+			    errno == EEXIST, "UFFDIO_CONTINUE failed: %s",
+			    strerror(errno));
+	}
+	return NULL;
+}
+
+static void uffd_handler_start(struct uffd_handler *h, int uffd)
+{
+	memset(h, 0, sizeof(*h));
+	h->uffd = uffd;
+	pthread_create(&h->thread, NULL, uffd_handler_thread, h);
+}
+
+static void uffd_handler_stop(struct uffd_handler *h)
+{
+	WRITE_ONCE(h->stop, true);
+	pthread_join(h->thread, NULL);
+	close(h->uffd);
+}
+
+static void test_uffd_minor(const struct backing *bk)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
+	struct uffdio_copy copy;
+	struct uffd_handler h;
+	uint64_t *fill, *mem;
+	int fd, uffd, err;
+	uint64_t off, i;
+
+	if (!backing_usable(bk)) {
+		ksft_test_result_skip("userfaultfd MINOR %s: no pool\n",
+				      bk->name);
+		return;
+	}
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED | bk->flags);
+	fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(fill != MAP_FAILED && mem != MAP_FAILED, "mmap failed");
+	for (off = 0; off < 8 * PAGE; off += PAGE)
+		fill_page(&fill[off / 8], off, 0x99);
+
+	/* MISSING mode is not supported; MINOR is. */
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	{
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = {
+			.range = { (uintptr_t)mem, size },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API");
+		TEST_ASSERT(ioctl(uffd, UFFDIO_REGISTER, &reg) && errno == EINVAL,
+			    "MISSING registration should fail with EINVAL");
+	}
+	close(uffd);
+	uffd = uffd_minor_open(mem, size, &err);
+	TEST_ASSERT(!err, "MINOR registration failed: %s", strerror(err));
+
+	/* UFFDIO_COPY is refused, and changes nothing. */
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)&mem[7 * PAGE / 8],
+				     .src = (uintptr_t)fill, .len = PAGE };
+	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EINVAL,
+		    "UFFDIO_COPY should fail with EINVAL");
+
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 3 * PAGE, PAGE);
+	uffd_handler_start(&h, uffd);
+	/* A missing page and a present one not mapped yet: MINOR each. */
+	TEST_ASSERT(READ_ONCE(mem[3 * PAGE / 8 + 1]) == ((3 * PAGE + 8) ^ 0x99),
+		    "missing page read wrong data");
+	TEST_ASSERT(READ_ONCE(mem[5 * PAGE / 8 + 1]) == ((5 * PAGE + 8) ^ 0x99),
+		    "present page read wrong data");
+	/* Mapped now: no more events. */
+	TEST_ASSERT_EQ(READ_ONCE(mem[3 * PAGE / 8]), (3 * PAGE) ^ 0x99);
+	TEST_ASSERT(h.events == 2 && h.addr[0] == (uintptr_t)&mem[3 * PAGE / 8] &&
+		    h.addr[1] == (uintptr_t)&mem[5 * PAGE / 8],
+		    "%d MINOR events", h.events);
+	TEST_ASSERT_EQ(missing_mask(fd, 8), 0);
+	uffd_handler_stop(&h);
+
+	/* The handler is gone with a fault pending: the reader waits for the bit. */
+	uffd = uffd_minor_open(mem, size, &err);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 4 * PAGE, PAGE);
+	reader_done = false;
+	{
+		pthread_t t;
+
+		pthread_create(&t, NULL, reader, &mem[4 * PAGE / 8]);
+		usleep(200 * 1000);
+		close(uffd);
+		usleep(200 * 1000);
+		TEST_ASSERT(!READ_ONCE(reader_done),
+			    "a reader of a missing page returned without it");
+		uf_range(fd, KVM_GMEM_USERFAULT_CLEAR, 4 * PAGE, PAGE);
+		pthread_join(t, NULL);
+		TEST_ASSERT_EQ(reader_value, (4 * PAGE) ^ 0x99);
+	}
+	for (i = 0; i < 8; i++)
+		TEST_ASSERT_EQ(fill[i * PAGE / 8], (i * PAGE) ^ 0x99);
+
+	munmap(mem, size);
+	munmap(fill, size);
+	close(fd);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("userfaultfd MINOR %s\n", bk->name);
+}
+
+/*
+ * KVM's own access to a missing page (kvmclock) goes through the
+ * memslot's mapping, registered with userfaultfd: the handler gets the
+ * MINOR event and continues the page.
+ */
+static void test_uffd_kvm_internal(void)
+{
+	struct uffd_handler h;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	int fd, uffd, err;
+	uint64_t *mem;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_kvmclock);
+	fd = vm_create_guest_memfd(vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, SZ_2M, mem, fd, 0);
+	virt_map(vm, GMEM_GPA, GMEM_GPA, SZ_2M / PAGE);
+
+	/* Allocated, then missing: a MINOR fault, not a hole. */
+	mem[0] = 0;
+	madvise(mem, SZ_2M, MADV_DONTNEED);
+	uffd = uffd_minor_open(mem, SZ_2M, &err);
+	TEST_ASSERT(!err, "MINOR registration failed: %s", strerror(err));
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 0, PAGE);
+	uffd_handler_start(&h, uffd);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT(uc.args[1] && !(uc.args[1] & 1),
+		    "kvmclock version %lu", uc.args[1]);
+	TEST_ASSERT(h.events >= 1 && h.addr[0] == (uintptr_t)mem,
+		    "%d MINOR events, first at 0x%lx", h.events, h.addr[0]);
+	TEST_ASSERT_EQ(missing_mask(fd, 1), 0);
+	uffd_handler_stop(&h);
+
+	kvm_vm_free(vm);
+	munmap(mem, SZ_2M);
+	close(fd);
+	ksft_test_result_pass("KVM's own accesses through userfaultfd\n");
+}
+
 /*
  * The race: every page always holds its pattern (offset ^ RACE_SEED):
  * setting a page missing keeps its contents, resolving writes the pattern
@@ -990,7 +1202,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD_USERFAULT));
 
 	ksft_print_header();
-	ksft_set_plan(6 + 2 * ARRAY_SIZE(backings));
+	ksft_set_plan(7 + 3 * ARRAY_SIZE(backings));
 	test_caps();
 	test_bad_input();
 	test_vectors();
@@ -1000,6 +1212,9 @@ int main(int argc, char *argv[])
 	}
 	test_host_wait();
 	test_kvm_internal();
+	for (i = 0; i < ARRAY_SIZE(backings); i++)
+		test_uffd_minor(&backings[i]);
+	test_uffd_kvm_internal();
 	test_race();
 	ksft_finished();
 }
