@@ -22,6 +22,9 @@
 #include "../kvm_mm.h"
 #include "gmem.h"
 
+/* The mm and fs symbols exported to KVM alone (EXPORT_SYMBOL_GPL_FOR_MODULES). */
+MODULE_INFO(import_ns, "module:kvm");
+
 /* "GMEM" */
 #define KVM_GMEM_MAGIC	0x474d454d
 

@@ -45,6 +45,7 @@
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/pagevec.h>
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
 #include <linux/userfaultfd_k.h>
@@ -103,6 +104,37 @@ bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index)
 }
 
 /*
+ * Unmap [@start, @end) from every process, and again under each cached
+ * folio's lock: a host fault or UFFDIO_CONTINUE that looked the page up
+ * before the bits were set holds the folio lock until its page table entry
+ * is in (as in conversion).
+ */
+static void kvm_gmem_uf_unmap(struct address_space *mapping, pgoff_t start,
+			      pgoff_t end)
+{
+	struct folio_batch fbatch;
+	pgoff_t index = start;
+	unsigned int i;
+
+	unmap_mapping_pages(mapping, start, end - start, false);
+	folio_batch_init(&fbatch);
+	while (filemap_get_folios(mapping, &index, end - 1, &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			struct folio *folio = fbatch.folios[i];
+
+			folio_lock(folio);
+			if (folio_mapped(folio))
+				unmap_mapping_pages(mapping, folio->index,
+						    folio_nr_pages(folio),
+						    false);
+			folio_unlock(folio);
+		}
+		folio_batch_release(&fbatch);
+		cond_resched();
+	}
+}
+
+/*
  * Mark [@start, @end) missing, 1G at a time (each step may allocate a
  * leaf and zaps, with the invalidate lock held), see the lock rules at the
  * top.  The bits are set before the zap and the invalidation sequence bump
@@ -125,7 +157,7 @@ static int kvm_gmem_uf_set(struct kvm_gmem_inode *gi, pgoff_t start,
 		ret = kvm_gmem_state_set_missing(&gi->state, start, next);
 		if (!ret) {
 			kvm_gmem_invalidate(gi, start, next);
-			unmap_mapping_pages(mapping, start, next - start, false);
+			kvm_gmem_uf_unmap(mapping, start, next);
 		}
 		filemap_invalidate_unlock(mapping);
 		if (!ret && next < end && fatal_signal_pending(current))
@@ -543,6 +575,9 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
 	struct folio *folio;
 
+	struct file *file = vmf->vma->vm_file;
+	vm_fault_t ret;
+
 	if (!userfaultfd_minor(vmf->vma))
 		return 0;
 	if (!kvm_gmem_page_missing(gi, vmf->pgoff)) {
@@ -552,10 +587,19 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 		folio_put(folio);
 	}
 	filemap_invalidate_unlock_shared(mapping);
-	return handle_userfault(vmf, VM_UFFD_MINOR);
+	/* It sleeps without the mmap lock: keep the file, and this code. */
+	get_file(file);
+	ret = handle_userfault(vmf, VM_UFFD_MINOR);
+	fput(file);
+	return ret;
 }
 
-/* UFFDIO_CONTINUE: the shared page at @pgoff, as the fault would map it. */
+/*
+ * UFFDIO_CONTINUE: the shared page at @pgoff, as the fault would map it.
+ * The invalidate lock stays held (shared) until kvm_gmem_uffd_put_folio():
+ * no conversion, hole or KVM_GMEM_SET_USERFAULT between the lookup and
+ * the bit being cleared.
+ */
 static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 					     pgoff_t pgoff)
 {
@@ -580,30 +624,41 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 	folio = kvm_gmem_get_folio(inode, pgoff);
 	if (IS_ERR(folio))
 		goto out;
+	if (WARN_ON_ONCE(folio_test_large(folio))) {
+		folio_unlock(folio);
+		folio_put(folio);
+		folio = ERR_PTR(-EFAULT);
+		goto out;
+	}
 	if (!folio_test_uptodate(folio)) {
 		kvm_gmem_zero_folio(folio);
 		folio_mark_uptodate(folio);
 	}
+	return folio;
 out:
-	/* The folio lock keeps a conversion out until the PTE is in. */
 	filemap_invalidate_unlock_shared(mapping);
 	return folio;
 }
 
-/* CONTINUE mapped the page: its contents are what the VMM wants. */
-static void kvm_gmem_uffd_installed(struct inode *inode, pgoff_t pgoff)
+/*
+ * CONTINUE mapped the page (@mapped): what the page cache holds is what the
+ * VMM wants, so the page is present.  Then let conversions and the rest in.
+ */
+static void kvm_gmem_uffd_put_folio(struct inode *inode, pgoff_t pgoff,
+				    struct folio *folio, bool mapped)
 {
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
 
-	if (kvm_gmem_state_clear_missing_one(&gi->state, pgoff) ==
-	    KVM_GMEM_UF_WAKE)
+	if (mapped && kvm_gmem_state_clear_missing_one(&gi->state, pgoff) ==
+		      KVM_GMEM_UF_WAKE)
 		wake_up_all(&gi->uf_wq);
+	filemap_invalidate_unlock_shared(inode->i_mapping);
 }
 
 /* MINOR faults and UFFDIO_CONTINUE on mappings of guest_memfd files. */
 const struct vm_uffd_ops kvm_gmem_uffd_ops = {
 	.uffd_flags	= VM_UFFD_MINOR,
 	.get_folio	= kvm_gmem_uffd_get_folio,
-	.installed	= kvm_gmem_uffd_installed,
+	.put_folio	= kvm_gmem_uffd_put_folio,
 };
 #endif /* CONFIG_USERFAULTFD */

@@ -776,7 +776,8 @@ static void *uffd_handler_thread(void *arg)
 			    msg.arg.pagefault.flags);
 		if (h->events < ARRAY_SIZE(h->addr))
 			h->addr[h->events] = msg.arg.pagefault.address & ~(PAGE - 1);
-		h->events++;
+		/* The address before the count: see uffd_events(). */
+		__atomic_store_n(&h->events, h->events + 1, __ATOMIC_RELEASE);
 		cont.range.start = msg.arg.pagefault.address & ~(PAGE - 1);
 		cont.range.len = PAGE;
 		TEST_ASSERT(!ioctl(h->uffd, UFFDIO_CONTINUE, &cont) ||
@@ -784,6 +785,11 @@ static void *uffd_handler_thread(void *arg)
 			    strerror(errno));
 	}
 	return NULL;
+}
+
+static int uffd_events(struct uffd_handler *h)
+{
+	return __atomic_load_n(&h->events, __ATOMIC_ACQUIRE);
 }
 
 static void uffd_handler_start(struct uffd_handler *h, int uffd)
@@ -855,7 +861,8 @@ static void test_uffd_minor(const struct backing *bk)
 		    "present page read wrong data");
 	/* Mapped now: no more events. */
 	TEST_ASSERT_EQ(READ_ONCE(mem[3 * PAGE / 8]), (3 * PAGE) ^ 0x99);
-	TEST_ASSERT(h.events == 2 && h.addr[0] == (uintptr_t)&mem[3 * PAGE / 8] &&
+	TEST_ASSERT(uffd_events(&h) == 2 &&
+		    h.addr[0] == (uintptr_t)&mem[3 * PAGE / 8] &&
 		    h.addr[1] == (uintptr_t)&mem[5 * PAGE / 8],
 		    "%d MINOR events", h.events);
 	TEST_ASSERT_EQ(missing_mask(fd, 8), 0);
@@ -924,7 +931,7 @@ static void test_uffd_kvm_internal(void)
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT(uc.args[1] && !(uc.args[1] & 1),
 		    "kvmclock version %lu", uc.args[1]);
-	TEST_ASSERT(h.events >= 1 && h.addr[0] == (uintptr_t)mem,
+	TEST_ASSERT(uffd_events(&h) >= 1 && h.addr[0] == (uintptr_t)mem,
 		    "%d MINOR events, first at 0x%lx", h.events, h.addr[0]);
 	TEST_ASSERT_EQ(missing_mask(fd, 1), 0);
 	uffd_handler_stop(&h);
