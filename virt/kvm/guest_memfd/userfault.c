@@ -281,9 +281,9 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 			break;
 		}
 		for (j = 0; j < n; j++) {
-			kvm_gmem_uf_check_range(r[j].offset, r[j].size,
-						kvm_gmem_nr_pages(gi), &start,
-						&end);
+			/* kvm_gmem_uf_read_batch() checked the range. */
+			start = r[j].offset >> PAGE_SHIFT;
+			end = (r[j].offset + r[j].size) >> PAGE_SHIFT;
 			if (u.op == KVM_GMEM_USERFAULT_SET)
 				ret = kvm_gmem_uf_set(gi, start, end);
 			else
@@ -571,11 +571,10 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
  */
 vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 {
-	struct address_space *mapping = vmf->vma->vm_file->f_mapping;
+	struct file *file = vmf->vma->vm_file;
+	struct address_space *mapping = file->f_mapping;
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
 	struct folio *folio;
-
-	struct file *file = vmf->vma->vm_file;
 	vm_fault_t ret;
 
 	if (!userfaultfd_minor(vmf->vma))
