@@ -560,9 +560,11 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
  * kvm_gmem_fault_userfault() - raise a userfault for a host fault
  * @vmf: the fault, on a shared page
  *
- * A mapping registered with userfaultfd in MINOR mode gets a MINOR event
- * for a missing page, and, as shmem does, for a page in the page cache
- * that it does not map yet.
+ * As for shmem, a mapping registered with userfaultfd in MINOR mode gets a
+ * MINOR event for a page in the page cache that it does not map yet, and
+ * one registered in MISSING mode a MISSING event for a page that is not in
+ * the page cache (or was never written there).  A page whose missing bit is set raises either, MINOR
+ * first if the page cache has it: it is missing whatever the cache holds.
  *
  * Context: the invalidate lock held shared; released unless 0 is
  * returned.
@@ -571,77 +573,105 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
  */
 vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 {
-	struct file *file = vmf->vma->vm_file;
+	struct vm_area_struct *vma = vmf->vma;
+	struct file *file = vma->vm_file;
 	struct address_space *mapping = file->f_mapping;
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
+	unsigned long reason;
 	struct folio *folio;
+	bool missing, cached;
 	vm_fault_t ret;
 
-	if (!userfaultfd_minor(vmf->vma))
+	if (!userfaultfd_minor(vma) && !userfaultfd_missing(vma))
 		return 0;
-	if (!kvm_gmem_page_missing(gi, vmf->pgoff)) {
-		folio = filemap_get_folio(mapping, vmf->pgoff);
-		if (IS_ERR(folio))
-			return 0;
+	missing = kvm_gmem_page_missing(gi, vmf->pgoff);
+	/* A folio never written (a COPY that failed) is a hole yet. */
+	folio = filemap_get_folio(mapping, vmf->pgoff);
+	cached = !IS_ERR(folio) && folio_test_uptodate(folio);
+	if (!IS_ERR(folio))
 		folio_put(folio);
-	}
+
+	if (cached && userfaultfd_minor(vma))
+		reason = VM_UFFD_MINOR;
+	else if ((missing || !cached) && userfaultfd_missing(vma))
+		reason = VM_UFFD_MISSING;
+	else if (missing && userfaultfd_minor(vma))
+		reason = VM_UFFD_MINOR;
+	else
+		return 0;
+
 	filemap_invalidate_unlock_shared(mapping);
 	/* It sleeps without the mmap lock: keep the file, and this code. */
 	get_file(file);
-	ret = handle_userfault(vmf, VM_UFFD_MINOR);
+	ret = handle_userfault(vmf, reason);
 	fput(file);
 	return ret;
 }
 
 /*
- * UFFDIO_CONTINUE: the shared page at @pgoff, as the fault would map it.
- * The invalidate lock stays held (shared) until kvm_gmem_uffd_put_folio():
- * no conversion, hole or KVM_GMEM_SET_USERFAULT between the lookup and
- * the bit being cleared.
+ * The shared page at @pgoff for UFFDIO_CONTINUE (what the page cache has;
+ * it allocates nothing), or for UFFDIO_COPY and UFFDIO_ZEROPAGE to fill (a
+ * missing page, or one the page cache does not have yet).  The invalidate
+ * lock stays held (shared) until kvm_gmem_uffd_put_folio(): no conversion,
+ * hole or KVM_GMEM_SET_USERFAULT between the lookup and the bit being
+ * cleared.
  */
 static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
-					     pgoff_t pgoff)
+					     pgoff_t pgoff, uffd_flags_t flags)
 {
+	bool cont = uffd_flags_mode_is(flags, MFILL_ATOMIC_CONTINUE);
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
 	struct address_space *mapping = inode->i_mapping;
 	struct folio *folio;
+	int err = -EFAULT;
 
 	filemap_invalidate_lock_shared(mapping);
 	if (pgoff >= i_size_read(inode) >> PAGE_SHIFT ||
-	    !kvm_gmem_page_shared(gi, pgoff)) {
-		folio = ERR_PTR(-EFAULT);
+	    !kvm_gmem_page_shared(gi, pgoff))
 		goto out;
+	if (cont) {
+		folio = filemap_get_folio(mapping, pgoff);
+		if (IS_ERR(folio))
+			goto out;
+		folio_put(folio);
 	}
-	/* CONTINUE maps what the page cache has: it allocates nothing. */
-	folio = filemap_get_folio(mapping, pgoff);
-	if (IS_ERR(folio)) {
-		folio = ERR_PTR(-EFAULT);
-		goto out;
-	}
-	folio_put(folio);
 	/* A huge folio of a hugetlb file is split for its shared page. */
 	folio = kvm_gmem_get_folio(inode, pgoff);
-	if (IS_ERR(folio))
-		goto out;
-	if (WARN_ON_ONCE(folio_test_large(folio))) {
-		folio_unlock(folio);
-		folio_put(folio);
-		folio = ERR_PTR(-EFAULT);
+	if (IS_ERR(folio)) {
+		err = PTR_ERR(folio);
 		goto out;
 	}
-	if (!folio_test_uptodate(folio)) {
-		kvm_gmem_zero_folio(folio);
-		folio_mark_uptodate(folio);
+	if (WARN_ON_ONCE(folio_test_large(folio)))
+		goto out_folio;
+	if (folio_test_hwpoison(folio)) {
+		err = -EHWPOISON;
+		goto out_folio;
+	}
+	if (cont) {
+		if (!folio_test_uptodate(folio)) {
+			kvm_gmem_zero_folio(folio);
+			folio_mark_uptodate(folio);
+		}
+		return folio;
+	}
+	/* Under the folio lock: COPY never overwrites contents. */
+	if (folio_test_uptodate(folio) && !kvm_gmem_page_missing(gi, pgoff)) {
+		err = -EEXIST;
+		goto out_folio;
 	}
 	return folio;
+out_folio:
+	folio_unlock(folio);
+	folio_put(folio);
 out:
 	filemap_invalidate_unlock_shared(mapping);
-	return folio;
+	return ERR_PTR(err);
 }
 
 /*
- * CONTINUE mapped the page (@mapped): what the page cache holds is what the
- * VMM wants, so the page is present.  Then let conversions and the rest in.
+ * CONTINUE, COPY or ZEROPAGE mapped the page (@mapped): what the page cache
+ * holds is what the VMM wants, so the page is present.  Then let
+ * conversions and the rest in.
  */
 static void kvm_gmem_uffd_put_folio(struct inode *inode, pgoff_t pgoff,
 				    struct folio *folio, bool mapped)
@@ -654,9 +684,12 @@ static void kvm_gmem_uffd_put_folio(struct inode *inode, pgoff_t pgoff,
 	filemap_invalidate_unlock_shared(inode->i_mapping);
 }
 
-/* MINOR faults and UFFDIO_CONTINUE on mappings of guest_memfd files. */
+/*
+ * MINOR faults and UFFDIO_CONTINUE, MISSING faults and UFFDIO_COPY and
+ * UFFDIO_ZEROPAGE on mappings of guest_memfd files.
+ */
 const struct vm_uffd_ops kvm_gmem_uffd_ops = {
-	.uffd_flags	= VM_UFFD_MINOR,
+	.uffd_flags	= VM_UFFD_MINOR | VM_UFFD_MISSING,
 	.get_folio	= kvm_gmem_uffd_get_folio,
 	.put_folio	= kvm_gmem_uffd_put_folio,
 };

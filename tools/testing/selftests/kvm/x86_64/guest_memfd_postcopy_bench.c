@@ -9,7 +9,13 @@
  *      KVM_MEMORY_EXIT_FLAG_USERFAULT) and its own thread makes the page
  *      present, with KVM_GMEM_SET_USERFAULT (clear; contents already there,
  *      as for MINOR) or with KVM_GMEM_RESOLVE (copying the page in);
- *  (c) guest_memfd with nothing missing: the limit, KVM's own faults only.
+ *  (c) guest_memfd with nothing missing: the limit, KVM's own faults only;
+ *  (d) as (c), but the guest exits to userspace (an I/O exit) after each
+ *      page: what one exit per page costs whatever it is for, the floor
+ *      of any design that exits per page;
+ *  (a16), (b16) as (a) and (b), with the handler making the faulting page
+ *      and the next 15 of its vCPU's region present at once, as a VMM
+ *      that prefetches around a fault does.
  * For (b) it also prints the exit-to-reentry time (from KVM_RUN returning
  * with the exit to the next KVM_RUN) at p50, p99 and max.
  *
@@ -37,7 +43,7 @@
 #define MAX_VCPUS	2
 
 enum mode { UFFD_ONE, UFFD_PER_VCPU, GMEM_CLEAR, GMEM_RESOLVE, GMEM_NONE,
-	    NR_MODES };
+	    GMEM_SYNC, UFFD_BATCH, GMEM_BATCH, NR_MODES };
 
 static const char * const mode_names[NR_MODES] = {
 	"(a) uffd MINOR on shmem, one uffd",
@@ -45,16 +51,26 @@ static const char * const mode_names[NR_MODES] = {
 	"(b) guest_memfd exits, clear",
 	"(b) guest_memfd exits, resolve",
 	"(c) guest_memfd, nothing missing",
+	"(d) guest_memfd, nothing missing, an I/O exit per page",
+	"(a16) uffd per vCPU, CONTINUE 16 pages per fault",
+	"(b16) guest_memfd exits, clear 16 pages per exit",
 };
+
+/* Pages a fault makes present in the batched modes: the prefetch. */
+#define BATCH		16
 
 static uint64_t region_size = 32UL << 20;
 
-static void guest_code(uint64_t base, uint64_t size)
+/* Read every page once; with @sync_each, exit to userspace after each. */
+static void guest_code(uint64_t base, uint64_t size, uint64_t sync_each)
 {
 	uint64_t gpa, sum = 0;
 
-	for (gpa = base; gpa < base + size; gpa += PAGE)
+	for (gpa = base; gpa < base + size; gpa += PAGE) {
 		sum += READ_ONCE(*(uint64_t *)gpa);
+		if (sync_each)
+			GUEST_SYNC(gpa);
+	}
 	GUEST_SYNC(sum);
 	GUEST_DONE();
 }
@@ -103,13 +119,17 @@ static void *vcpu_thread(void *arg)
 			     KVM_MEMORY_EXIT_FLAG_USERFAULT),
 			    "unexpected exit %u, errno %d", run->exit_reason,
 			    errno);
-		if (w->mode == GMEM_CLEAR) {
-			struct kvm_gmem_range rg = {
-				run->memory_fault.gpa - MEM_GPA, PAGE };
+		if (w->mode == GMEM_CLEAR || w->mode == GMEM_BATCH) {
+			uint64_t off = run->memory_fault.gpa - MEM_GPA;
+			uint64_t end = w->base + region_size;
+			struct kvm_gmem_range rg = { off, PAGE };
 			struct kvm_gmem_userfault u = {
 				.op = KVM_GMEM_USERFAULT_CLEAR,
 				.ranges = (uintptr_t)&rg, .nr_ranges = 1 };
 
+			/* The prefetch stays in this vCPU's region. */
+			if (w->mode == GMEM_BATCH)
+				rg.size = min(BATCH * PAGE, end - off);
 			TEST_ASSERT(!ioctl(w->fd, KVM_GMEM_SET_USERFAULT, &u),
 				    "clear failed");
 		} else {
@@ -138,6 +158,35 @@ static int minor_handler(int mode, int uffd, struct uffd_msg *msg)
 	return 0;
 }
 
+/* The mapping the batched handler's faults are in, and its vCPU regions. */
+static uint64_t uffd_base;
+
+/* CONTINUE the faulting page and the next ones of its vCPU's region. */
+static int minor_handler_batch(int mode, int uffd, struct uffd_msg *msg)
+{
+	uint64_t addr = msg->arg.pagefault.address & ~(PAGE - 1);
+	uint64_t end = uffd_base +
+		       ((addr - uffd_base) / region_size + 1) * region_size;
+	struct uffdio_continue cont = {
+		.range.start = addr,
+		.range.len = min(BATCH * PAGE, end - addr),
+	};
+
+	if (ioctl(uffd, UFFDIO_CONTINUE, &cont) && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static bool mode_is_uffd(enum mode mode)
+{
+	return mode == UFFD_ONE || mode == UFFD_PER_VCPU || mode == UFFD_BATCH;
+}
+
+static bool mode_exits(enum mode mode)
+{
+	return mode == GMEM_CLEAR || mode == GMEM_RESOLVE || mode == GMEM_BATCH;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -163,7 +212,7 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	void *mem, *fill;
 
 	vm = vm_create_with_vcpus(nr_vcpus, guest_code, vcpus);
-	if (mode == UFFD_ONE || mode == UFFD_PER_VCPU) {
+	if (mode_is_uffd(mode)) {
 		fd = memfd_create("postcopy-shmem", 0);
 		TEST_ASSERT(fd >= 0 && !ftruncate(fd, size), "memfd failed");
 	} else {
@@ -177,11 +226,12 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 		*(uint64_t *)(fill + i) = i;
 	munmap(fill, size);
 
-	if (mode == UFFD_ONE || mode == UFFD_PER_VCPU) {
+	if (mode_is_uffd(mode)) {
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 			   0);
 		TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
 		vm_set_user_memory_region(vm, MEM_SLOT, 0, MEM_GPA, size, mem);
+		uffd_base = (uintptr_t)mem;
 		nr_uffds = mode == UFFD_ONE ? 1 : nr_vcpus;
 		for (v = 0; v < nr_uffds; v++) {
 			uint64_t len = size / nr_uffds;
@@ -189,13 +239,15 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 			uffd[v] = uffd_setup_demand_paging(UFFDIO_REGISTER_MODE_MINOR,
 							   0, mem + v * len,
 							   len, 1,
+							   mode == UFFD_BATCH ?
+							   minor_handler_batch :
 							   minor_handler);
 		}
 	} else {
 		mem = NULL;
 		vm_set_user_memory_region2(vm, MEM_SLOT, KVM_MEM_GUEST_MEMFD,
 					   MEM_GPA, size, NULL, fd, 0);
-		if (mode != GMEM_NONE) {
+		if (mode_exits(mode)) {
 			struct kvm_gmem_range rg = { 0, size };
 			struct kvm_gmem_userfault u = {
 				.op = KVM_GMEM_USERFAULT_SET,
@@ -211,10 +263,11 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 		w[v].vcpu = vcpus[v];
 		w[v].mode = mode;
 		w[v].fd = fd;
+		w[v].base = v * region_size;
 		w[v].lat = calloc(region_size / PAGE + 1, sizeof(uint64_t));
 		TEST_ASSERT(w[v].lat, "out of memory");
-		vcpu_args_set(vcpus[v], 2, MEM_GPA + v * region_size,
-			      region_size);
+		vcpu_args_set(vcpus[v], 3, MEM_GPA + v * region_size,
+			      region_size, mode == GMEM_SYNC);
 	}
 
 	t0 = ns();
@@ -240,6 +293,9 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	free(lat_all);
 	if (mode == GMEM_CLEAR || mode == GMEM_RESOLVE)
 		TEST_ASSERT(res->exits == size / PAGE,
+			    "%lu exits for %lu pages", res->exits, size / PAGE);
+	if (mode == GMEM_BATCH)
+		TEST_ASSERT(res->exits == size / PAGE / BATCH,
 			    "%lu exits for %lu pages", res->exits, size / PAGE);
 
 	for (v = 0; v < MAX_VCPUS; v++)
@@ -283,7 +339,7 @@ int main(int argc, char *argv[])
 		for (m = 0; m < NR_MODES; m++)
 			run_mode(m, n, &res[n][m]);
 
-	printf("| vCPUs | mode | ms | pages/s | (b) / (a) best | / (c) |\n");
+	printf("| vCPUs | mode | ms | pages/s | vs (a) | of (c) |\n");
 	printf("|---|---|---|---|---|---|\n");
 	for (n = 1; n <= max_vcpus; n++) {
 		double a = res[n][UFFD_ONE].ms < res[n][UFFD_PER_VCPU].ms ?
@@ -296,12 +352,40 @@ int main(int argc, char *argv[])
 
 			printf("| %d | %s | %.1f | %.0f |", n, mode_names[m],
 			       ms, rate);
+			/* (b) against the best (a), (b16) against (a16). */
 			if (m == GMEM_CLEAR || m == GMEM_RESOLVE)
-				printf(" %.2fx faster | %.0f %% of (c) |\n",
-				       a / ms, 100 * c / ms);
+				printf(" %.2fx faster |", a / ms);
+			else if (m == GMEM_BATCH)
+				printf(" %.2fx faster |",
+				       res[n][UFFD_BATCH].ms / ms);
 			else
-				printf(" | |\n");
+				printf(" |");
+			if (mode_exits(m) || m == GMEM_SYNC)
+				printf(" %.0f %% |\n", 100 * c / ms);
+			else
+				printf(" |\n");
 		}
+	}
+
+	/*
+	 * Where a page's time goes, per vCPU: (c) faults in the kernel only,
+	 * (d) adds an exit to userspace and back per page, (b) adds the
+	 * missing-bit exit and the clear instead.
+	 */
+	printf("\nPer page and vCPU (us): the in-kernel fault of (c), what an\n");
+	printf("I/O exit to userspace adds ((d) - (c)), what the missing-bit\n");
+	printf("exit and clear add beyond that ((b) clear - (d)):\n\n");
+	printf("| vCPUs | (c) | (d) - (c) | (b) clear - (d) |\n");
+	printf("|---|---|---|---|\n");
+	for (n = 1; n <= max_vcpus; n++) {
+		double pages = region_size / PAGE;
+
+		printf("| %d | %.1f | %.1f | %.1f |\n", n,
+		       res[n][GMEM_NONE].ms * 1e3 / pages,
+		       (res[n][GMEM_SYNC].ms - res[n][GMEM_NONE].ms) * 1e3 /
+		       pages,
+		       (res[n][GMEM_CLEAR].ms - res[n][GMEM_SYNC].ms) * 1e3 /
+		       pages);
 	}
 
 	printf("\nExit-to-reentry (guest_memfd: the vCPU thread's time between\n");
@@ -309,10 +393,13 @@ int main(int argc, char *argv[])
 	printf("| vCPUs | mode | exits | p50 us | p99 us | max us |\n");
 	printf("|---|---|---|---|---|---|\n");
 	for (n = 1; n <= max_vcpus; n++)
-		for (m = GMEM_CLEAR; m <= GMEM_RESOLVE; m++)
+		for (m = 0; m < NR_MODES; m++) {
+			if (!mode_exits(m))
+				continue;
 			printf("| %d | %s | %lu | %.1f | %.1f | %.1f |\n", n,
 			       mode_names[m], res[n][m].exits,
 			       res[n][m].p50 / 1e3, res[n][m].p99 / 1e3,
 			       res[n][m].max / 1e3);
+		}
 	return 0;
 }

@@ -16,15 +16,21 @@
  *  - a host thread reading a missing page through the file's mapping
  *    sleeps until the page is resolved; a process killed while waiting
  *    exits;
- *  - KVM's own access to guest memory (kvmclock, through a gfn_to_pfn
- *    cache and the memslot's mapping of the file) waits for a missing page
- *    the same way, and writes it once resolved;
- *  - userfaultfd MINOR on a mapping of the file (4K and 2M hugetlb
- *    files): missing pages and pages not mapped yet raise MINOR events,
- *    UFFDIO_CONTINUE maps them and clears the bit; KVM's own access to a
- *    missing page goes through the registered mapping and is resolved by
- *    the handler; MISSING mode and UFFDIO_COPY are refused; a reader whose
- *    handler closed the userfaultfd waits for the bit instead;
+ *  - KVM's own access to guest memory (kvmclock through a gfn_to_pfn
+ *    cache, steal time through a gfn_to_hva cache, both over the
+ *    memslot's mapping of the file) waits for a missing page the same
+ *    way, and writes it once resolved;
+ *  - KVM_PRE_FAULT_MEMORY stops at a missing page;
+ *  - userfaultfd on a mapping of the file (4K, 2M and 1G files): in MINOR
+ *    mode missing pages and pages not mapped yet raise MINOR events and
+ *    UFFDIO_CONTINUE maps them and clears the bit; in MISSING mode holes
+ *    and missing pages raise MISSING events and UFFDIO_COPY and
+ *    UFFDIO_ZEROPAGE fill them, never over a present page; WP and POISON
+ *    are refused; KVM's own access to a missing page goes through the
+ *    registered mapping and is resolved by the handler, in either mode;
+ *    the handler may be another process (the userfaultfd passed over a
+ *    unix socket); a reader whose handler closed the userfaultfd or died
+ *    waits for the bit instead, killably, and the pools stay exact;
  *  - a race of set, clear, resolve (vCPU exits and a background push),
  *    host readers and conversions on one file: every read, guest or host,
  *    sees the page's data, nothing hangs, and every page is intact at the
@@ -38,6 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -499,26 +506,32 @@ static const struct backing backings[] = {
 	  GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_1GB, "pages_1g" },
 };
 
-static bool backing_usable(const struct backing *bk)
+/* Free pages of the hugetlb pool of @page_size. */
+static unsigned long free_hugepages(uint64_t page_size)
 {
 	char path[96];
 	unsigned long n = 0;
 	FILE *f;
 
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
+		 page_size / 1024);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n;
+}
+
+static bool backing_usable(const struct backing *bk)
+{
 	if (!bk->page_size)
 		return true;
 	if (!(kvm_check_cap(KVM_CAP_GUEST_MEMFD_HUGETLB) & bk->page_size))
 		return false;
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
-		 bk->page_size / 1024);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (fscanf(f, "%lu", &n) != 1)
-		n = 0;
-	fclose(f);
-	return n * bk->page_size >= bk->size;
+	return free_hugepages(bk->page_size) * bk->page_size >= bk->size;
 }
 
 /*
@@ -675,6 +688,18 @@ static void guest_kvmclock(void)
 	GUEST_SYNC(READ_ONCE(pvti->version));
 }
 
+/*
+ * Steal time: KVM writes the record through a gfn_to_hva cache (a user
+ * access to the memslot's mapping) before it enters the guest again.
+ */
+static void guest_steal_time(void)
+{
+	struct kvm_steal_time *st = (void *)GMEM_GPA;
+
+	wrmsr(MSR_KVM_STEAL_TIME, GMEM_GPA | KVM_MSR_ENABLED);
+	GUEST_SYNC(READ_ONCE(st->version));
+}
+
 struct resolver {
 	int fd;
 	bool started;
@@ -692,13 +717,15 @@ static void *resolve_later(void *arg)
 }
 
 /*
- * The kvmclock page is missing when the guest enables kvmclock: KVM's
- * write of the clock (a gfn_to_pfn cache over the memslot's mapping of the
- * file) waits in the vCPU thread until another thread resolves the page,
- * then lands: the guest reads a complete (even, non-zero) version.
+ * The kvmclock (or steal time) page is missing when the guest enables it:
+ * KVM's write of the record (through a gfn_to_pfn cache, or a gfn_to_hva
+ * cache, over the memslot's mapping of the file) waits in the vCPU thread
+ * until another thread resolves the page, then lands: the guest reads a
+ * complete (even, non-zero) version.
  */
-static void test_kvm_internal(void)
+static void test_kvm_internal(bool steal)
 {
+	const char *what = steal ? "steal time" : "kvmclock";
 	struct resolver r = {};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
@@ -706,7 +733,12 @@ static void test_kvm_internal(void)
 	pthread_t t;
 	void *mem;
 
-	vm = vm_create_with_one_vcpu(&vcpu, guest_kvmclock);
+	if (steal && !kvm_cpu_has(X86_FEATURE_KVM_STEAL_TIME)) {
+		ksft_test_result_skip("%s: not supported\n", what);
+		return;
+	}
+	vm = vm_create_with_one_vcpu(&vcpu, steal ? guest_steal_time :
+						    guest_kvmclock);
 	r.fd = vm_create_guest_memfd(vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP |
 				     GUEST_MEMFD_FLAG_INIT_SHARED);
 	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
@@ -719,42 +751,84 @@ static void test_kvm_internal(void)
 	pthread_create(&t, NULL, resolve_later, &r);
 	vcpu_run(vcpu);
 	TEST_ASSERT(READ_ONCE(r.started),
-		    "KVM_RUN returned before the kvmclock page was resolved");
+		    "KVM_RUN returned before the %s page was resolved", what);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT(uc.args[1] && !(uc.args[1] & 1),
-		    "kvmclock version %lu", uc.args[1]);
+		    "%s version %lu", what, uc.args[1]);
 	pthread_join(t, NULL);
 
 	kvm_vm_free(vm);
 	munmap(mem, SZ_2M);
 	close(r.fd);
-	ksft_test_result_pass("KVM's own accesses wait for missing pages\n");
+	ksft_test_result_pass("KVM's own accesses wait for missing pages: %s\n",
+			      what);
 }
 
-/* A userfaultfd handler thread: CONTINUE every MINOR fault, record it. */
+/*
+ * A userfaultfd handler thread: CONTINUE every MINOR fault, COPY the page's
+ * pattern (offset from @base xor @seed) into every MISSING one; record them.
+ */
 struct uffd_handler {
 	int uffd;
 	bool stop;
 	int events;
+	int missing_events;
 	uint64_t addr[8];
+	uintptr_t base;
+	uint64_t seed;
 	pthread_t thread;
 };
 
-static int uffd_minor_open(void *addr, uint64_t len, int *err)
+static int uffd_open(void *addr, uint64_t len, uint64_t mode, int *err,
+		     uint64_t *ioctls)
 {
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_MINOR_SHMEM };
 	struct uffdio_register reg = {
 		.range = { (uintptr_t)addr, len },
-		.mode = UFFDIO_REGISTER_MODE_MINOR,
+		.mode = mode,
 	};
 	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
 	TEST_ASSERT(uffd >= 0, "userfaultfd failed: %s", strerror(errno));
 	TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API failed");
 	*err = ioctl(uffd, UFFDIO_REGISTER, &reg) ? errno : 0;
+	if (ioctls)
+		*ioctls = reg.ioctls;
 	return uffd;
+}
+
+static int uffd_minor_open(void *addr, uint64_t len, int *err)
+{
+	return uffd_open(addr, len, UFFDIO_REGISTER_MODE_MINOR, err, NULL);
+}
+
+/* Resolve one fault message: CONTINUE or COPY. */
+static void uffd_answer(int uffd, const struct uffd_msg *msg, uintptr_t base,
+			uint64_t seed)
+{
+	uint64_t addr = msg->arg.pagefault.address & ~(PAGE - 1);
+	uint64_t page[PAGE / 8];
+
+	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+		struct uffdio_continue cont = {
+			.range = { addr, PAGE },
+		};
+
+		TEST_ASSERT(!ioctl(uffd, UFFDIO_CONTINUE, &cont) ||
+			    errno == EEXIST, "UFFDIO_CONTINUE failed: %s",
+			    strerror(errno));
+	} else {
+		struct uffdio_copy copy = {
+			.dst = addr, .src = (uintptr_t)page, .len = PAGE,
+		};
+
+		fill_page(page, addr - base, seed);
+		TEST_ASSERT(!ioctl(uffd, UFFDIO_COPY, &copy) ||
+			    errno == EEXIST, "UFFDIO_COPY failed: %s",
+			    strerror(errno));
+	}
 }
 
 static void *uffd_handler_thread(void *arg)
@@ -763,26 +837,22 @@ static void *uffd_handler_thread(void *arg)
 	struct pollfd pfd = { .fd = h->uffd, .events = POLLIN };
 
 	while (!READ_ONCE(h->stop)) {
-		struct uffdio_continue cont = {};
 		struct uffd_msg msg;
 
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
 		if (read(h->uffd, &msg, sizeof(msg)) != sizeof(msg))
 			continue;
-		TEST_ASSERT(msg.event == UFFD_EVENT_PAGEFAULT &&
-			    (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR),
-			    "event %u flags 0x%llx", msg.event,
-			    msg.arg.pagefault.flags);
+		TEST_ASSERT(msg.event == UFFD_EVENT_PAGEFAULT,
+			    "event %u", msg.event);
 		if (h->events < ARRAY_SIZE(h->addr))
 			h->addr[h->events] = msg.arg.pagefault.address & ~(PAGE - 1);
+		if (!(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR))
+			__atomic_add_fetch(&h->missing_events, 1,
+					   __ATOMIC_RELAXED);
 		/* The address before the count: see uffd_events(). */
 		__atomic_store_n(&h->events, h->events + 1, __ATOMIC_RELEASE);
-		cont.range.start = msg.arg.pagefault.address & ~(PAGE - 1);
-		cont.range.len = PAGE;
-		TEST_ASSERT(!ioctl(h->uffd, UFFDIO_CONTINUE, &cont) ||
-			    errno == EEXIST, "UFFDIO_CONTINUE failed: %s",
-			    strerror(errno));
+		uffd_answer(h->uffd, &msg, h->base, h->seed);
 	}
 	return NULL;
 }
@@ -792,10 +862,13 @@ static int uffd_events(struct uffd_handler *h)
 	return __atomic_load_n(&h->events, __ATOMIC_ACQUIRE);
 }
 
-static void uffd_handler_start(struct uffd_handler *h, int uffd)
+static void uffd_handler_start(struct uffd_handler *h, int uffd,
+			       void *base, uint64_t seed)
 {
 	memset(h, 0, sizeof(*h));
 	h->uffd = uffd;
+	h->base = (uintptr_t)base;
+	h->seed = seed;
 	pthread_create(&h->thread, NULL, uffd_handler_thread, h);
 }
 
@@ -810,11 +883,12 @@ static void test_uffd_minor(const struct backing *bk)
 {
 	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
-	struct uffdio_copy copy;
+	struct uffdio_poison poison;
+	struct uffdio_move move;
 	struct uffd_handler h;
 	uint64_t *fill, *mem;
+	uint64_t off, i, ioctls;
 	int fd, uffd, err;
-	uint64_t off, i;
 
 	if (!backing_usable(bk)) {
 		ksft_test_result_skip("userfaultfd MINOR %s: no pool\n",
@@ -829,31 +903,34 @@ static void test_uffd_minor(const struct backing *bk)
 	for (off = 0; off < 8 * PAGE; off += PAGE)
 		fill_page(&fill[off / 8], off, 0x99);
 
-	/* MISSING mode is not supported; MINOR is. */
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
-	{
-		struct uffdio_api api = { .api = UFFD_API };
-		struct uffdio_register reg = {
-			.range = { (uintptr_t)mem, size },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
-
-		TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API");
-		TEST_ASSERT(ioctl(uffd, UFFDIO_REGISTER, &reg) && errno == EINVAL,
-			    "MISSING registration should fail with EINVAL");
-	}
+	/*
+	 * The ioctls REGISTER reports are the ones that work: no POISON,
+	 * MOVE or WRITEPROTECT (and WP mode is refused); POISON and MOVE
+	 * fail.
+	 */
+	uffd = uffd_open(mem, size, UFFDIO_REGISTER_MODE_WP, &err, NULL);
+	TEST_ASSERT(err == EINVAL, "WP registration: %s", strerror(err));
 	close(uffd);
-	uffd = uffd_minor_open(mem, size, &err);
+	uffd = uffd_open(mem, size, UFFDIO_REGISTER_MODE_MINOR, &err, &ioctls);
 	TEST_ASSERT(!err, "MINOR registration failed: %s", strerror(err));
-
-	/* UFFDIO_COPY is refused, and changes nothing. */
-	copy = (struct uffdio_copy){ .dst = (uintptr_t)&mem[7 * PAGE / 8],
-				     .src = (uintptr_t)fill, .len = PAGE };
-	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EINVAL,
-		    "UFFDIO_COPY should fail with EINVAL");
+	TEST_ASSERT(ioctls == (BIT_ULL(_UFFDIO_WAKE) | BIT_ULL(_UFFDIO_COPY) |
+			       BIT_ULL(_UFFDIO_ZEROPAGE) |
+			       BIT_ULL(_UFFDIO_CONTINUE)),
+		    "REGISTER reported ioctls 0x%lx", ioctls);
+	poison = (struct uffdio_poison){
+		.range = { (uintptr_t)&mem[7 * PAGE / 8], PAGE },
+	};
+	TEST_ASSERT(ioctl(uffd, UFFDIO_POISON, &poison) && errno == EINVAL,
+		    "UFFDIO_POISON should fail with EINVAL");
+	move = (struct uffdio_move){ .dst = (uintptr_t)&mem[7 * PAGE / 8],
+				     .src = (uintptr_t)&fill[6 * PAGE / 8],
+				     .len = PAGE };
+	TEST_ASSERT(ioctl(uffd, UFFDIO_MOVE, &move) && errno == EINVAL,
+		    "UFFDIO_MOVE should fail with EINVAL");
+	TEST_ASSERT_EQ(fill[7 * PAGE / 8], (7 * PAGE) ^ 0x99);
 
 	uf_range(fd, KVM_GMEM_USERFAULT_SET, 3 * PAGE, PAGE);
-	uffd_handler_start(&h, uffd);
+	uffd_handler_start(&h, uffd, mem, 0x99);
 	/* A missing page and a present one not mapped yet: MINOR each. */
 	TEST_ASSERT(READ_ONCE(mem[3 * PAGE / 8 + 1]) == ((3 * PAGE + 8) ^ 0x99),
 		    "missing page read wrong data");
@@ -896,12 +973,404 @@ static void test_uffd_minor(const struct backing *bk)
 }
 
 /*
+ * userfaultfd MISSING mode on a mapping of the file, with upstream 7.1's
+ * semantics, on hugetlb files too: a page the page cache does not have (or
+ * never had written), or whose missing bit is set, raises a MISSING event;
+ * UFFDIO_COPY and UFFDIO_ZEROPAGE fill and map it and clear its bit, never
+ * overwrite a present page, and leave everything as it was when they fail.
+ */
+static void test_uffd_missing(const struct backing *bk)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
+	struct kvm_memory_attributes2 priv = {
+		.offset = 6 * PAGE, .size = PAGE,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	unsigned long pool = bk->page_size ? free_hugepages(bk->page_size) : 0;
+	uint64_t page[PAGE / 8], *fill, *mem, *src, ioctls;
+	struct uffdio_zeropage zero;
+	struct uffdio_copy copy;
+	struct uffd_handler h;
+	int fd, uffd, memfd, err;
+
+	if (!backing_usable(bk)) {
+		ksft_test_result_skip("userfaultfd MISSING %s: no pool\n",
+				      bk->name);
+		return;
+	}
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED | bk->flags);
+	fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(fill != MAP_FAILED && mem != MAP_FAILED, "mmap failed");
+
+	/* 1: present; 2 and 5: written, then missing; 6: private, missing. */
+	fill_page(&fill[1 * PAGE / 8], 1 * PAGE, 0x99);
+	fill_page(&fill[2 * PAGE / 8], 2 * PAGE, 0x99);
+	fill_page(&fill[5 * PAGE / 8], 5 * PAGE, 0x99);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 2 * PAGE, PAGE);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 5 * PAGE, 2 * PAGE);
+	TEST_ASSERT(!ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &priv),
+		    "conversion of page 6 failed: %s", strerror(errno));
+
+	uffd = uffd_open(mem, size, UFFDIO_REGISTER_MODE_MISSING, &err,
+			 &ioctls);
+	TEST_ASSERT(!err, "MISSING registration failed: %s", strerror(err));
+	TEST_ASSERT(ioctls == (BIT_ULL(_UFFDIO_WAKE) | BIT_ULL(_UFFDIO_COPY) |
+			       BIT_ULL(_UFFDIO_ZEROPAGE)),
+		    "REGISTER reported ioctls 0x%lx", ioctls);
+
+	/* A present page is not overwritten. */
+	fill_page(page, 0, 0x11);
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)&mem[1 * PAGE / 8],
+				     .src = (uintptr_t)page, .len = PAGE };
+	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EEXIST,
+		    "UFFDIO_COPY onto a present page: %s", strerror(errno));
+	zero = (struct uffdio_zeropage){
+		.range = { (uintptr_t)&mem[1 * PAGE / 8], PAGE },
+	};
+	TEST_ASSERT(ioctl(uffd, UFFDIO_ZEROPAGE, &zero) && errno == EEXIST,
+		    "UFFDIO_ZEROPAGE onto a present page: %s", strerror(errno));
+	TEST_ASSERT_EQ(fill[1 * PAGE / 8 + 3], (1 * PAGE + 24) ^ 0x99);
+
+	/* A private page cannot be mapped: EFAULT, and it stays missing. */
+	copy.dst = (uintptr_t)&mem[6 * PAGE / 8];
+	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EFAULT,
+		    "UFFDIO_COPY into a private page: %s", strerror(errno));
+
+	/* A source that cannot be read: EFAULT, page 3 is a hole still. */
+	copy.dst = (uintptr_t)&mem[3 * PAGE / 8];
+	copy.src = 8;
+	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EFAULT,
+		    "UFFDIO_COPY from a bad source: %s", strerror(errno));
+	TEST_ASSERT_EQ(missing_mask(fd, 8), (1ULL << 2) | (3ULL << 5));
+
+	/*
+	 * A source not faulted in yet (a file mapping): the copy under the
+	 * locks fails and is done again outside them.
+	 */
+	memfd = memfd_create("src", 0);
+	TEST_ASSERT(memfd >= 0, "memfd_create failed");
+	fill_page(page, 4 * PAGE, 0x42);
+	TEST_ASSERT_EQ(pwrite(memfd, page, PAGE, 0), PAGE);
+	src = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, memfd, 0);
+	TEST_ASSERT(src != MAP_FAILED, "mmap of the memfd failed");
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)&mem[4 * PAGE / 8],
+				     .src = (uintptr_t)src, .len = PAGE };
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_COPY, &copy),
+		    "UFFDIO_COPY from a file mapping: %s", strerror(errno));
+	TEST_ASSERT_EQ(copy.copy, PAGE);
+	TEST_ASSERT_EQ(mem[4 * PAGE / 8 + 7], (4 * PAGE + 56) ^ 0x42);
+	munmap(src, PAGE);
+	close(memfd);
+
+	/* ZEROPAGE fills a missing page with zeroes and makes it present. */
+	zero.range.start = (uintptr_t)&mem[5 * PAGE / 8];
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_ZEROPAGE, &zero),
+		    "UFFDIO_ZEROPAGE: %s", strerror(errno));
+	TEST_ASSERT_EQ(fill[5 * PAGE / 8 + 1], 0);
+	TEST_ASSERT_EQ(missing_mask(fd, 8), (1ULL << 2) | (1ULL << 6));
+
+	/*
+	 * Faults: page 2 (missing, written before), page 3 (a hole after
+	 * the failed copy) and page 7 (never touched) raise MISSING events
+	 * and get the handler's data; page 1 (present) raises none.
+	 */
+	uffd_handler_start(&h, uffd, mem, 0x42);
+	TEST_ASSERT_EQ(READ_ONCE(mem[2 * PAGE / 8 + 1]), (2 * PAGE + 8) ^ 0x42);
+	TEST_ASSERT_EQ(READ_ONCE(mem[3 * PAGE / 8 + 1]), (3 * PAGE + 8) ^ 0x42);
+	TEST_ASSERT_EQ(READ_ONCE(mem[7 * PAGE / 8 + 1]), (7 * PAGE + 8) ^ 0x42);
+	TEST_ASSERT_EQ(READ_ONCE(mem[1 * PAGE / 8 + 1]), (1 * PAGE + 8) ^ 0x99);
+	TEST_ASSERT(uffd_events(&h) == 3 && h.missing_events == 3 &&
+		    h.addr[0] == (uintptr_t)&mem[2 * PAGE / 8] &&
+		    h.addr[1] == (uintptr_t)&mem[3 * PAGE / 8] &&
+		    h.addr[2] == (uintptr_t)&mem[7 * PAGE / 8],
+		    "%d events, %d MISSING", h.events, h.missing_events);
+	uffd_handler_stop(&h);
+	TEST_ASSERT_EQ(missing_mask(fd, 8), 1ULL << 6);
+	TEST_ASSERT_EQ(fill[3 * PAGE / 8 + 9], (3 * PAGE + 72) ^ 0x42);
+
+	munmap(mem, size);
+	munmap(fill, size);
+	close(fd);
+	kvm_vm_free(vm);
+	if (bk->page_size)
+		TEST_ASSERT_EQ(free_hugepages(bk->page_size), pool);
+	ksft_test_result_pass("userfaultfd MISSING %s\n", bk->name);
+}
+
+/* Send @fd and @word over the unix socket @sock. */
+static void send_fd(int sock, int fd, uint64_t word)
+{
+	char buf[CMSG_SPACE(sizeof(int))] = {};
+	struct iovec iov = { &word, sizeof(word) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = sizeof(buf),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	TEST_ASSERT(sendmsg(sock, &msg, 0) == sizeof(word), "sendmsg failed");
+}
+
+static int recv_fd(int sock, uint64_t *word)
+{
+	char buf[CMSG_SPACE(sizeof(int))] = {};
+	struct iovec iov = { word, sizeof(*word) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = sizeof(buf),
+	};
+	struct cmsghdr *cmsg;
+	int fd;
+
+	TEST_ASSERT(recvmsg(sock, &msg, 0) == sizeof(*word), "recvmsg failed");
+	cmsg = CMSG_FIRSTHDR(&msg);
+	TEST_ASSERT(cmsg && cmsg->cmsg_type == SCM_RIGHTS, "no fd received");
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+	return fd;
+}
+
+#define REMOTE_SEED	0x3e3e3eULL
+
+/*
+ * The handler process: answers the faults of the userfaultfd it receives
+ * on @sock until told to stop (a byte on @ctl, acknowledged).
+ */
+static void __attribute__((noreturn)) remote_handler(int sock, int ctl)
+{
+	struct pollfd pfd[2] = { { .events = POLLIN },
+				 { .fd = ctl, .events = POLLIN } };
+	struct uffd_msg msg;
+	uint64_t base;
+	char c;
+
+	pfd[0].fd = recv_fd(sock, &base);
+	for (;;) {
+		TEST_ASSERT(poll(pfd, 2, -1) > 0, "poll failed");
+		if (pfd[1].revents) {
+			if (read(ctl, &c, 1) != 1)
+				_exit(0);
+			pfd[0].events = 0;
+			TEST_ASSERT_EQ(write(ctl, &c, 1), 1);
+		}
+		if ((pfd[0].revents & POLLIN) &&
+		    read(pfd[0].fd, &msg, sizeof(msg)) == sizeof(msg))
+			uffd_answer(pfd[0].fd, &msg, base, REMOTE_SEED);
+	}
+}
+
+/*
+ * The faulting process: maps the file, registers the mapping, hands the
+ * userfaultfd to the handler over @sock, then reads the word at each
+ * offset @cmd sends and sends back what it read.
+ */
+static void __attribute__((noreturn)) remote_reader(int fd, uint64_t size,
+						    int sock, int cmd)
+{
+	uint64_t *mem, off, val;
+	int uffd, err;
+
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	uffd = uffd_open(mem, size, UFFDIO_REGISTER_MODE_MISSING |
+			 UFFDIO_REGISTER_MODE_MINOR, &err, NULL);
+	TEST_ASSERT(!err, "registration failed: %s", strerror(err));
+	send_fd(sock, uffd, (uintptr_t)mem);
+	close(uffd);
+	while (read(cmd, &off, sizeof(off)) == sizeof(off)) {
+		val = READ_ONCE(mem[off / 8]);
+		TEST_ASSERT_EQ(write(cmd, &val, sizeof(val)), sizeof(val));
+	}
+	_exit(0);
+}
+
+/* The reader's answer for @off, or false if none came in @ms. */
+static bool remote_read(int cmd, uint64_t off, int ms, uint64_t *val,
+			bool send)
+{
+	struct pollfd pfd = { .fd = cmd, .events = POLLIN };
+
+	if (send)
+		TEST_ASSERT_EQ(write(cmd, &off, sizeof(off)), sizeof(off));
+	if (poll(&pfd, 1, ms) <= 0)
+		return false;
+	TEST_ASSERT_EQ(read(cmd, val, sizeof(*val)), sizeof(*val));
+	return true;
+}
+
+/* Wait (up to 10 s) for @pid to end; return its status. */
+static int reap(pid_t pid)
+{
+	int status, i;
+
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		usleep(10 * 1000);
+	}
+	TEST_FAIL("process %d did not end", pid);
+	return 0;
+}
+
+/*
+ * The userfaultfd handled by another process, as a migration helper does:
+ * the faulting process passes it over a unix socket, the handler copies
+ * pages in.  Then the handler dies with a fault pending: the faulting
+ * thread falls back to waiting for the missing bit (KVM_GMEM_RESOLVE wakes
+ * it, a uffd wake-up would not), a process killed while waiting ends, and
+ * once everything is closed the hugetlb pool is exact.
+ */
+static void test_uffd_remote(const struct backing *bk)
+{
+	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
+	unsigned long pool = bk->page_size ? free_hugepages(bk->page_size) : 0;
+	uint64_t offs[] = { 0, 5 * PAGE, size - PAGE };
+	int sock[2], ctl[2], cmd[2], fd, status, i;
+	uint64_t page[PAGE / 8], val;
+	struct kvm_vm *vm;
+	pid_t handler, rd;
+	char c = 's';
+
+	if (!backing_usable(bk)) {
+		ksft_test_result_skip("userfaultfd in another process %s: no pool\n",
+				      bk->name);
+		return;
+	}
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED | bk->flags);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 0, size);
+	TEST_ASSERT(!socketpair(AF_UNIX, SOCK_STREAM, 0, sock) &&
+		    !socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) &&
+		    !socketpair(AF_UNIX, SOCK_STREAM, 0, cmd),
+		    "socketpair failed");
+
+	handler = fork();
+	TEST_ASSERT(handler >= 0, "fork failed");
+	if (!handler)
+		remote_handler(sock[1], ctl[1]);
+	rd = fork();
+	TEST_ASSERT(rd >= 0, "fork failed");
+	if (!rd)
+		remote_reader(fd, size, sock[0], cmd[1]);
+	close(sock[0]);
+	close(sock[1]);
+	close(ctl[1]);
+	close(cmd[1]);
+
+	/* Faults in one process, answered by the other. */
+	for (i = 0; i < ARRAY_SIZE(offs); i++) {
+		TEST_ASSERT(remote_read(cmd[0], offs[i] + 8, 10000, &val, true),
+			    "no answer for 0x%lx", offs[i]);
+		TEST_ASSERT_EQ(val, (offs[i] + 8) ^ REMOTE_SEED);
+	}
+	get_bitmap(fd, 0, 8 * PAGE, (uint8_t *)page);
+	TEST_ASSERT_EQ(((uint8_t *)page)[0], 0xff & ~(1 | 1 << 5));
+
+	/* The handler stops answering: the next fault stays pending. */
+	TEST_ASSERT_EQ(write(ctl[0], &c, 1), 1);
+	TEST_ASSERT_EQ(read(ctl[0], &c, 1), 1);
+	TEST_ASSERT(!remote_read(cmd[0], 9 * PAGE, 300, &val, true),
+		    "a fault returned without its handler");
+	/* It dies: the fault now waits for the missing bit. */
+	kill(handler, SIGKILL);
+	status = reap(handler);
+	TEST_ASSERT(WIFSIGNALED(status), "handler status 0x%x", status);
+	TEST_ASSERT(!remote_read(cmd[0], 0, 300, &val, false),
+		    "a fault returned after its handler died");
+	TEST_ASSERT_EQ(missing_mask(fd, 10) >> 9, 1);
+	fill_page(page, 9 * PAGE, 0x77);
+	TEST_ASSERT(!resolve(fd, 9 * PAGE, PAGE, page, NULL), "resolve failed");
+	TEST_ASSERT(remote_read(cmd[0], 0, 10000, &val, false),
+		    "the fault did not end once the page was resolved");
+	TEST_ASSERT_EQ(val, (9 * PAGE) ^ 0x77);
+
+	/* A process killed while it waits for a page ends. */
+	TEST_ASSERT(!remote_read(cmd[0], 10 * PAGE, 300, &val, true),
+		    "a read of a missing page returned");
+	kill(rd, SIGKILL);
+	status = reap(rd);
+	TEST_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		    "reader status 0x%x", status);
+	TEST_ASSERT_EQ(missing_mask(fd, 11) >> 9, 2);
+
+	close(ctl[0]);
+	close(cmd[0]);
+	close(fd);
+	kvm_vm_free(vm);
+	if (bk->page_size)
+		TEST_ASSERT_EQ(free_hugepages(bk->page_size), pool);
+	ksft_test_result_pass("userfaultfd in another process %s\n", bk->name);
+}
+
+/*
+ * KVM_PRE_FAULT_MEMORY can neither exit nor wait for a page: it maps up to
+ * the first missing page and stops there (EFAULT if that is the first
+ * page), and maps the rest once the page is resolved.
+ */
+static void test_pre_fault(void)
+{
+	struct kvm_pre_fault_memory range = {
+		.gpa = GMEM_GPA, .size = 4 * PAGE,
+	};
+	uint64_t page[PAGE / 8];
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	void *mem;
+	int fd;
+
+	if (!kvm_has_cap(KVM_CAP_PRE_FAULT_MEMORY)) {
+		ksft_test_result_skip("KVM_PRE_FAULT_MEMORY: not supported\n");
+		return;
+	}
+	vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &vcpu,
+					   guest_code);
+	fd = vm_create_guest_memfd(vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+	vm_set_user_memory_region2(vm, GMEM_SLOT, KVM_MEM_GUEST_MEMFD,
+				   GMEM_GPA, SZ_2M, mem, fd, 0);
+	uf_range(fd, KVM_GMEM_USERFAULT_SET, 2 * PAGE, PAGE);
+
+	TEST_ASSERT(!__vcpu_ioctl(vcpu, KVM_PRE_FAULT_MEMORY, &range),
+		    "KVM_PRE_FAULT_MEMORY failed: %s", strerror(errno));
+	TEST_ASSERT(range.gpa == GMEM_GPA + 2 * PAGE && range.size == 2 * PAGE,
+		    "stopped at 0x%llx, 0x%llx left", range.gpa, range.size);
+	TEST_ASSERT(__vcpu_ioctl(vcpu, KVM_PRE_FAULT_MEMORY, &range) == -1 &&
+		    errno == EFAULT, "pre-fault of a missing page: %s",
+		    strerror(errno));
+	TEST_ASSERT(range.gpa == GMEM_GPA + 2 * PAGE && range.size == 2 * PAGE,
+		    "a failed pre-fault moved to 0x%llx", range.gpa);
+	TEST_ASSERT_EQ(missing_mask(fd, 4), 1ULL << 2);
+
+	fill_page(page, 2 * PAGE, 0x5);
+	TEST_ASSERT(!resolve(fd, 2 * PAGE, PAGE, page, NULL), "resolve failed");
+	TEST_ASSERT(!__vcpu_ioctl(vcpu, KVM_PRE_FAULT_MEMORY, &range) &&
+		    !range.size, "pre-fault after resolve: %s, 0x%llx left",
+		    strerror(errno), range.size);
+
+	kvm_vm_free(vm);
+	munmap(mem, SZ_2M);
+	close(fd);
+	ksft_test_result_pass("KVM_PRE_FAULT_MEMORY stops at missing pages\n");
+}
+
+/*
  * KVM's own access to a missing page (kvmclock) goes through the
  * memslot's mapping, registered with userfaultfd: the handler gets the
- * MINOR event and continues the page.
+ * event and continues the page (MINOR), or copies it in (MISSING: the page
+ * was never allocated).
  */
-static void test_uffd_kvm_internal(void)
+static void test_uffd_kvm_internal(bool minor)
 {
+	const char *name = minor ? "MINOR" : "MISSING";
 	struct uffd_handler h;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
@@ -918,13 +1387,17 @@ static void test_uffd_kvm_internal(void)
 				   GMEM_GPA, SZ_2M, mem, fd, 0);
 	virt_map(vm, GMEM_GPA, GMEM_GPA, SZ_2M / PAGE);
 
-	/* Allocated, then missing: a MINOR fault, not a hole. */
-	mem[0] = 0;
-	madvise(mem, SZ_2M, MADV_DONTNEED);
-	uffd = uffd_minor_open(mem, SZ_2M, &err);
-	TEST_ASSERT(!err, "MINOR registration failed: %s", strerror(err));
+	if (minor) {
+		/* Allocated, then missing: a MINOR fault, not a hole. */
+		mem[0] = 0;
+		madvise(mem, SZ_2M, MADV_DONTNEED);
+	}
+	uffd = uffd_open(mem, SZ_2M, minor ? UFFDIO_REGISTER_MODE_MINOR :
+					     UFFDIO_REGISTER_MODE_MISSING,
+			 &err, NULL);
+	TEST_ASSERT(!err, "%s registration failed: %s", name, strerror(err));
 	uf_range(fd, KVM_GMEM_USERFAULT_SET, 0, PAGE);
-	uffd_handler_start(&h, uffd);
+	uffd_handler_start(&h, uffd, mem, 0);
 
 	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
@@ -932,14 +1405,17 @@ static void test_uffd_kvm_internal(void)
 	TEST_ASSERT(uc.args[1] && !(uc.args[1] & 1),
 		    "kvmclock version %lu", uc.args[1]);
 	TEST_ASSERT(uffd_events(&h) >= 1 && h.addr[0] == (uintptr_t)mem,
-		    "%d MINOR events, first at 0x%lx", h.events, h.addr[0]);
+		    "%d %s events, first at 0x%lx", h.events, name, h.addr[0]);
+	TEST_ASSERT_EQ(__atomic_load_n(&h.missing_events, __ATOMIC_RELAXED) > 0,
+		       !minor);
 	TEST_ASSERT_EQ(missing_mask(fd, 1), 0);
 	uffd_handler_stop(&h);
 
 	kvm_vm_free(vm);
 	munmap(mem, SZ_2M);
 	close(fd);
-	ksft_test_result_pass("KVM's own accesses through userfaultfd\n");
+	ksft_test_result_pass("KVM's own accesses through userfaultfd %s\n",
+			      name);
 }
 
 /*
@@ -1209,7 +1685,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD_USERFAULT));
 
 	ksft_print_header();
-	ksft_set_plan(7 + 3 * ARRAY_SIZE(backings));
+	ksft_set_plan(10 + 5 * ARRAY_SIZE(backings));
 	test_caps();
 	test_bad_input();
 	test_vectors();
@@ -1218,10 +1694,16 @@ int main(int argc, char *argv[])
 		test_vcpu_exits(&backings[i], false);
 	}
 	test_host_wait();
-	test_kvm_internal();
-	for (i = 0; i < ARRAY_SIZE(backings); i++)
+	test_kvm_internal(false);
+	test_kvm_internal(true);
+	test_pre_fault();
+	for (i = 0; i < ARRAY_SIZE(backings); i++) {
 		test_uffd_minor(&backings[i]);
-	test_uffd_kvm_internal();
+		test_uffd_missing(&backings[i]);
+		test_uffd_remote(&backings[i]);
+	}
+	test_uffd_kvm_internal(true);
+	test_uffd_kvm_internal(false);
 	test_race();
 	ksft_finished();
 }
