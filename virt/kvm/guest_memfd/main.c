@@ -500,7 +500,7 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 		goto out;
 	}
 
-	/* userfaultfd (MINOR): missing pages, and pages not mapped yet. */
+	/* userfaultfd: missing pages, holes, pages not mapped yet. */
 	ret = kvm_gmem_fault_userfault(vmf);
 	if (ret)
 		return ret;

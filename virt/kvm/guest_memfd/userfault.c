@@ -15,11 +15,11 @@
  *    its fault cannot drop the lock (kvm_gmem_fault_missing()); KVM's own
  *    accesses to guest memory (gfn_to_pfn caches, the emulator) go through
  *    such a mapping and wait the same way;
- *  - unless the mapping is registered with userfaultfd in MINOR mode (as
- *    upstream 7.1 allows for guest_memfd): then a missing page, and any
- *    page in the page cache that the mapping does not map yet, raises a
- *    MINOR event, and UFFDIO_CONTINUE maps the page and clears its bit
- *    (kvm_gmem_uffd_ops).
+ *  - unless the mapping is registered with userfaultfd (as upstream 7.1
+ *    allows for guest_memfd): then a missing page raises a MINOR or
+ *    MISSING event, as a page in the page cache that the mapping does not
+ *    map yet or a hole would, and UFFDIO_CONTINUE, UFFDIO_COPY and
+ *    UFFDIO_ZEROPAGE map the page and clear its bit (kvm_gmem_uffd_ops).
  *
  * Userspace sets and clears bits as deltas over vectors of ranges
  * (KVM_GMEM_SET_USERFAULT), reads them back (KVM_GMEM_GET_USERFAULT) and
@@ -211,6 +211,34 @@ static int kvm_gmem_uf_clear(struct kvm_gmem_inode *gi, pgoff_t start,
 }
 
 /*
+ * KVM_GMEM_USERFAULT_FLAG_COLLAPSE: zap KVM's mappings of the 2M blocks
+ * around [@start, @end), 1G at a time, so that the next faults map each
+ * block as large as it now can be.  Pages mapped 4K while a neighbour was
+ * missing stay so otherwise (clearing does not touch mmu_lock).  Nothing
+ * is freed: the zap is a conversion's, under the invalidate lock held
+ * shared (faults may run meanwhile; they retry or map after the zap).
+ */
+static void kvm_gmem_uf_collapse(struct kvm_gmem_inode *gi, pgoff_t start,
+				 pgoff_t end)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	pgoff_t next;
+
+	start = round_down(start, KVM_GMEM_BLOCK_PAGES);
+	end = min(round_up(end, KVM_GMEM_BLOCK_PAGES), kvm_gmem_nr_pages(gi));
+	for (; start < end; start = next) {
+		next = min(end, round_down(start, KVM_GMEM_GIG_PAGES) +
+				KVM_GMEM_GIG_PAGES);
+		filemap_invalidate_lock_shared(mapping);
+		kvm_gmem_invalidate(gi, start, next);
+		filemap_invalidate_unlock_shared(mapping);
+		if (fatal_signal_pending(current))
+			break;
+		cond_resched();
+	}
+}
+
+/*
  * Read the next batch of @u's ranges, from range @first on, and check each.
  * Return: the number read, or a negative error.
  */
@@ -259,9 +287,12 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 	if (copy_from_user(&u, argp, sizeof(u)))
 		return -EFAULT;
 	gi = kvm_gmem_uf_inode(file);
-	if (!gi || u.flags || memchr_inv(u.reserved, 0, sizeof(u.reserved)))
+	if (!gi || memchr_inv(u.reserved, 0, sizeof(u.reserved)))
 		return -EINVAL;
 	if (u.op != KVM_GMEM_USERFAULT_SET && u.op != KVM_GMEM_USERFAULT_CLEAR)
+		return -EINVAL;
+	if (u.flags & ~KVM_GMEM_USERFAULT_FLAG_COLLAPSE ||
+	    (u.flags && u.op != KVM_GMEM_USERFAULT_CLEAR))
 		return -EINVAL;
 	if (!u.nr_ranges || u.nr_ranges > KVM_GMEM_USERFAULT_MAX_RANGES)
 		return -EINVAL;
@@ -288,9 +319,16 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 				ret = kvm_gmem_uf_set(gi, start, end);
 			else
 				ret = kvm_gmem_uf_clear(gi, start, end);
+			if (!ret && u.flags & KVM_GMEM_USERFAULT_FLAG_COLLAPSE)
+				kvm_gmem_uf_collapse(gi, start, end);
 			if (ret)
 				break;
 			done++;
+			/* Up to 2^20 ranges, each maybe a zap: stay killable. */
+			if (done < u.nr_ranges && fatal_signal_pending(current)) {
+				ret = -EINTR;
+				break;
+			}
 		}
 	}
 
@@ -355,7 +393,8 @@ static long kvm_gmem_get_userfault(struct file *file, void __user *argp)
 /*
  * Fill missing page @index from @buf: its contents go in, with the folio
  * locked, before the bit is cleared.  Return: 0, -EEXIST if the page is
- * not missing, or an error from allocating the folio.
+ * not missing, -EHWPOISON if it is poisoned (the bit is cleared all the
+ * same), or an error from allocating the folio.
  */
 static int kvm_gmem_resolve_one(struct kvm_gmem_inode *gi, pgoff_t index,
 				const void *buf, bool *wake)
@@ -383,15 +422,22 @@ static int kvm_gmem_resolve_one(struct kvm_gmem_inode *gi, pgoff_t index,
 		ret = -EEXIST;
 		goto out_folio;
 	}
-	if (folio_test_hwpoison(folio)) {
+	/*
+	 * A poisoned page has lost its contents for good: it is present,
+	 * and whoever touches it gets the memory failure, rather than wait
+	 * for contents that can never arrive.
+	 */
+	if (folio_test_hwpoison(folio) ||
+	    PageHWPoison(folio_file_page(folio, index))) {
 		ret = -EHWPOISON;
-		goto out_folio;
+		goto out_clear;
 	}
 	if (!folio_test_uptodate(folio)) {
 		kvm_gmem_zero_folio(folio);
 		folio_mark_uptodate(folio);
 	}
 	memcpy_to_page(folio_file_page(folio, index), 0, buf, PAGE_SIZE);
+out_clear:
 
 	/* Fully ordered: whoever sees the bit clear sees the contents. */
 	if (kvm_gmem_state_clear_missing_one(&gi->state, index) ==
@@ -466,6 +512,9 @@ static long kvm_gmem_resolve(struct file *file, void __user *argp)
 		}
 		cond_resched();
 	}
+	/* A poisoned page stops the loop with its bit cleared. */
+	if (wake)
+		wake_up_all(&gi->uf_wq);
 	free_page((unsigned long)buf);
 
 	r.resolved = (u64)(i - start) << PAGE_SHIFT;
@@ -474,14 +523,24 @@ static long kvm_gmem_resolve(struct file *file, void __user *argp)
 	return ret;
 }
 
-/* Sleep until @index is present or a fatal signal arrives. */
-static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index)
+/*
+ * Sleep until @index is present or a fatal signal arrives, or any signal
+ * if @interruptible: a user-mode fault then returns to userspace, which
+ * handles the signal and faults again (as userfaultfd does); a kernel-mode
+ * fault would only retry, so it waits killably.
+ */
+static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index,
+				 bool interruptible)
 {
 	int ret;
 
 	kvm_gmem_state_wait_prepare(&gi->state);
-	ret = wait_event_killable(gi->uf_wq,
-				  !kvm_gmem_page_missing(gi, index));
+	if (interruptible)
+		ret = wait_event_interruptible(gi->uf_wq,
+					       !kvm_gmem_page_missing(gi, index));
+	else
+		ret = wait_event_killable(gi->uf_wq,
+					  !kvm_gmem_page_missing(gi, index));
 	kvm_gmem_state_wait_finish(&gi->state);
 	return ret;
 }
@@ -491,7 +550,8 @@ static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index)
  * @vmf: the fault
  *
  * Wait for the page without the mmap (or VMA) lock, then have the fault
- * retried.  A fault that cannot drop the lock (plain GUP, remote access
+ * retried; a user-mode fault that may be interrupted also stops waiting
+ * for a signal (so that the task can be stopped, traced or frozen).  A fault that cannot drop the lock (plain GUP, remote access
  * through /proc/pid/mem or ptrace) gets SIGBUS, as with userfaultfd:
  * waiting with the lock held would stall every mmap writer of the process
  * until the page arrives.
@@ -503,6 +563,8 @@ vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
 {
 	struct file *file = vmf->vma->vm_file;
 	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
+	bool intr = (vmf->flags & FAULT_FLAG_INTERRUPTIBLE) &&
+		    (vmf->flags & FAULT_FLAG_USER);
 	pgoff_t index = vmf->pgoff;
 
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
@@ -512,7 +574,7 @@ vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf)
 	/* The VMA may go once its lock is dropped: keep the file. */
 	get_file(file);
 	release_fault_lock(vmf);
-	kvm_gmem_wait_present(gi, index);
+	kvm_gmem_wait_present(gi, index, intr);
 	fput(file);
 	return VM_FAULT_RETRY;
 }
@@ -562,9 +624,13 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
  *
  * As for shmem, a mapping registered with userfaultfd in MINOR mode gets a
  * MINOR event for a page in the page cache that it does not map yet, and
- * one registered in MISSING mode a MISSING event for a page that is not in
- * the page cache (or was never written there).  A page whose missing bit is set raises either, MINOR
- * first if the page cache has it: it is missing whatever the cache holds.
+ * one registered in MISSING mode a MISSING event for a page that the page
+ * cache does not have.  A folio that is not up to date (never written or
+ * zeroed: e.g. the other pages of a hugetlb page split for one shared
+ * page) counts as a hole.  A page whose missing bit is set raises either,
+ * MINOR first if the page cache has it: it is missing whatever the cache
+ * holds.  A poisoned page raises none: the fault gets the memory failure,
+ * as without userfaultfd.
  *
  * Context: the invalidate lock held shared; released unless 0 is
  * returned.
@@ -577,20 +643,26 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 	struct file *file = vma->vm_file;
 	struct address_space *mapping = file->f_mapping;
 	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
+	bool missing, cached, poisoned;
 	unsigned long reason;
 	struct folio *folio;
-	bool missing, cached;
 	vm_fault_t ret;
 
 	if (!userfaultfd_minor(vma) && !userfaultfd_missing(vma))
 		return 0;
 	missing = kvm_gmem_page_missing(gi, vmf->pgoff);
-	/* A folio never written (a COPY that failed) is a hole yet. */
 	folio = filemap_get_folio(mapping, vmf->pgoff);
 	cached = !IS_ERR(folio) && folio_test_uptodate(folio);
+	poisoned = !IS_ERR(folio) &&
+		   (folio_test_hwpoison(folio) ||
+		    PageHWPoison(folio_file_page(folio, vmf->pgoff)));
 	if (!IS_ERR(folio))
 		folio_put(folio);
 
+	if (poisoned) {
+		filemap_invalidate_unlock_shared(mapping);
+		return VM_FAULT_HWPOISON;
+	}
 	if (cached && userfaultfd_minor(vma))
 		reason = VM_UFFD_MINOR;
 	else if ((missing || !cached) && userfaultfd_missing(vma))
@@ -643,8 +715,9 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 	}
 	if (WARN_ON_ONCE(folio_test_large(folio)))
 		goto out_folio;
-	if (folio_test_hwpoison(folio)) {
-		err = -EHWPOISON;
+	/* As shmem's: mm's CONTINUE checks the page itself. */
+	if (!cont && folio_test_hwpoison(folio)) {
+		err = -EIO;
 		goto out_folio;
 	}
 	if (cont) {

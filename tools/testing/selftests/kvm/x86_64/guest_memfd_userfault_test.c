@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,6 +98,20 @@ static void uf_range(int fd, uint32_t op, uint64_t offset, uint64_t size)
 }
 
 /* Whether page @i of a missing-bit bitmap is set. */
+/* Clear [@offset, @offset + @size) with KVM_GMEM_USERFAULT_FLAG_COLLAPSE. */
+static void uf_collapse(int fd, uint64_t offset, uint64_t size)
+{
+	struct kvm_gmem_range r = { offset, size };
+	struct kvm_gmem_userfault u = {
+		.op = KVM_GMEM_USERFAULT_CLEAR,
+		.flags = KVM_GMEM_USERFAULT_FLAG_COLLAPSE,
+		.ranges = (uintptr_t)&r, .nr_ranges = 1,
+	};
+
+	TEST_ASSERT(!ioctl(fd, KVM_GMEM_SET_USERFAULT, &u),
+		    "collapse failed: %s", strerror(errno));
+}
+
 static bool bit(const uint8_t *bm, uint64_t i)
 {
 	return bm[i / 8] & (1 << (i % 8));
@@ -224,7 +239,11 @@ static void test_bad_input(void)
 		r[1] = r[0];
 		u = (struct kvm_gmem_userfault){ .op = op,
 			.ranges = (uintptr_t)r, .nr_ranges = 1 };
-		u.flags = 1;
+		/* COLLAPSE only with CLEAR; no other flag. */
+		u.flags = i ? 2 : KVM_GMEM_USERFAULT_FLAG_COLLAPSE;
+		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd,
+			   mem, "flags");
+		u.flags = KVM_GMEM_USERFAULT_FLAG_COLLAPSE | 1U << 31;
 		expect_err(ioctl(fd, KVM_GMEM_SET_USERFAULT, &u), EINVAL, fd,
 			   mem, "flags");
 		u.flags = 0;
@@ -507,7 +526,7 @@ static const struct backing backings[] = {
 };
 
 /* Free pages of the hugetlb pool of @page_size. */
-static unsigned long free_hugepages(uint64_t page_size)
+static unsigned long hugetlb_free(uint64_t page_size)
 {
 	char path[96];
 	unsigned long n = 0;
@@ -531,7 +550,7 @@ static bool backing_usable(const struct backing *bk)
 		return true;
 	if (!(kvm_check_cap(KVM_CAP_GUEST_MEMFD_HUGETLB) & bk->page_size))
 		return false;
-	return free_hugepages(bk->page_size) * bk->page_size >= bk->size;
+	return hugetlb_free(bk->page_size) * bk->page_size >= bk->size;
 }
 
 /*
@@ -543,10 +562,10 @@ static bool backing_usable(const struct backing *bk)
 static void test_vcpu_exits(const struct backing *bk, bool private)
 {
 	uint64_t off[] = { 0, PAGE, SZ_2M - PAGE, SZ_2M, 3 * SZ_2M + 5 * PAGE };
-	uint64_t huge_before = 0, pages_4k;
+	uint64_t huge_before = 0, pages_4k, page9[1];
 	struct kvm_vcpu *vcpu;
+	int fd, exits, i, blocks;
 	struct kvm_vm *vm;
-	int fd, exits;
 
 	if (!backing_usable(bk)) {
 		ksft_test_result_skip("vCPU exits %s %s: no pool\n", bk->name,
@@ -584,8 +603,8 @@ static void test_vcpu_exits(const struct backing *bk, bool private)
 	 * written, so it reads zero: off ^ seed with seed == off.
 	 */
 	uf_range(fd, KVM_GMEM_USERFAULT_CLEAR, 0, bk->size);
-	off[0] = 9 * PAGE;
-	exits = run_resolving(vcpu, fd, off, 1, 9 * PAGE, private);
+	page9[0] = 9 * PAGE;
+	exits = run_resolving(vcpu, fd, page9, 1, 9 * PAGE, private);
 	TEST_ASSERT_EQ(exits, 0);
 	if (bk->stat && private)
 		TEST_ASSERT(vm_get_stat(vm, bk->stat) == huge_before + 1,
@@ -593,12 +612,36 @@ static void test_vcpu_exits(const struct backing *bk, bool private)
 			    bk->name, vm_get_stat(vm, bk->stat) - huge_before);
 
 	/*
+	 * The pages of the other blocks stay mapped 4K: reading them again
+	 * faults nothing.  A clear with KVM_GMEM_USERFAULT_FLAG_COLLAPSE
+	 * zaps them, and the next reads map every block huge.
+	 */
+	pages_4k = vm_get_stat(vm, "pages_4k");
+	exits = run_resolving(vcpu, fd, off, ARRAY_SIZE(off), 0x1234, private);
+	TEST_ASSERT_EQ(exits, 0);
+	TEST_ASSERT_EQ(vm_get_stat(vm, "pages_4k"), pages_4k);
+	if (bk->stat && private)
+		TEST_ASSERT_EQ(vm_get_stat(vm, bk->stat), huge_before + 1);
+	uf_collapse(fd, 0, bk->size);
+	exits = run_resolving(vcpu, fd, off, ARRAY_SIZE(off), 0x1234, private);
+	TEST_ASSERT_EQ(exits, 0);
+	if (bk->stat && private) {
+		for (i = 0, blocks = 0; i < ARRAY_SIZE(off); i++)
+			blocks += !i || off[i] / bk->page_size !=
+					off[i - 1] / bk->page_size;
+		TEST_ASSERT(vm_get_stat(vm, bk->stat) == huge_before + blocks,
+			    "%s: %lu huge mappings after the collapse, %d blocks",
+			    bk->name, vm_get_stat(vm, bk->stat) - huge_before,
+			    blocks);
+	}
+
+	/*
 	 * Setting a page missing zaps the mapping that covers it, the huge
 	 * one just made included: the guest exits on it again.
 	 */
 	uf_range(fd, KVM_GMEM_USERFAULT_SET, 300 * PAGE, PAGE);
-	off[0] = 300 * PAGE;
-	exits = run_resolving(vcpu, fd, off, 1, 0x4321, private);
+	page9[0] = 300 * PAGE;
+	exits = run_resolving(vcpu, fd, page9, 1, 0x4321, private);
 	TEST_ASSERT(exits == 1, "%d exits for a page set missing under a mapping",
 		    exits);
 
@@ -618,7 +661,17 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-/* Host accesses to a missing page sleep until it is resolved. */
+static int signals;
+
+static void count_signal(int sig)
+{
+	WRITE_ONCE(signals, signals + 1);
+}
+
+/*
+ * Host accesses to a missing page sleep until it is resolved, and take
+ * signals meanwhile.
+ */
 static void test_host_wait(void)
 {
 	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
@@ -639,6 +692,13 @@ static void test_host_wait(void)
 	usleep(300 * 1000);
 	TEST_ASSERT(!READ_ONCE(reader_done),
 		    "a host read of a missing page returned");
+	/* The waiter takes a signal, and waits again. */
+	signal(SIGUSR1, count_signal);
+	pthread_kill(t, SIGUSR1);
+	usleep(300 * 1000);
+	TEST_ASSERT(READ_ONCE(signals) == 1 && !READ_ONCE(reader_done),
+		    "%d signals handled, reader %s", signals,
+		    reader_done ? "done" : "waiting");
 	fill_page(page, 3 * PAGE, 0x77);
 	TEST_ASSERT(!resolve(fd, 3 * PAGE, PAGE, page, NULL), "resolve failed");
 	pthread_join(t, NULL);
@@ -987,7 +1047,7 @@ static void test_uffd_missing(const struct backing *bk)
 		.offset = 6 * PAGE, .size = PAGE,
 		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
 	};
-	unsigned long pool = bk->page_size ? free_hugepages(bk->page_size) : 0;
+	unsigned long pool = bk->page_size ? hugetlb_free(bk->page_size) : 0;
 	uint64_t page[PAGE / 8], *fill, *mem, *src, ioctls;
 	struct uffdio_zeropage zero;
 	struct uffdio_copy copy;
@@ -1033,6 +1093,18 @@ static void test_uffd_missing(const struct backing *bk)
 	TEST_ASSERT(ioctl(uffd, UFFDIO_ZEROPAGE, &zero) && errno == EEXIST,
 		    "UFFDIO_ZEROPAGE onto a present page: %s", strerror(errno));
 	TEST_ASSERT_EQ(fill[1 * PAGE / 8 + 3], (1 * PAGE + 24) ^ 0x99);
+
+	/*
+	 * A source that faults in the very page through another mapping:
+	 * the copy under the locks fails, the copy outside them makes the
+	 * page present (zero), and the retry finds it so: EEXIST.
+	 */
+	copy.dst = (uintptr_t)&mem[0];
+	copy.src = (uintptr_t)&fill[0];
+	TEST_ASSERT(ioctl(uffd, UFFDIO_COPY, &copy) && errno == EEXIST,
+		    "UFFDIO_COPY from the page itself: %s", strerror(errno));
+	TEST_ASSERT_EQ(fill[1], 0);
+	copy.src = (uintptr_t)page;
 
 	/* A private page cannot be mapped: EFAULT, and it stays missing. */
 	copy.dst = (uintptr_t)&mem[6 * PAGE / 8];
@@ -1096,7 +1168,7 @@ static void test_uffd_missing(const struct backing *bk)
 	close(fd);
 	kvm_vm_free(vm);
 	if (bk->page_size)
-		TEST_ASSERT_EQ(free_hugepages(bk->page_size), pool);
+		TEST_ASSERT_EQ(hugetlb_free(bk->page_size), pool);
 	ksft_test_result_pass("userfaultfd MISSING %s\n", bk->name);
 }
 
@@ -1142,7 +1214,7 @@ static int recv_fd(int sock, uint64_t *word)
  * The handler process: answers the faults of the userfaultfd it receives
  * on @sock until told to stop (a byte on @ctl, acknowledged).
  */
-static void __attribute__((noreturn)) remote_handler(int sock, int ctl)
+static void __noreturn remote_handler(int sock, int ctl)
 {
 	struct pollfd pfd[2] = { { .events = POLLIN },
 				 { .fd = ctl, .events = POLLIN } };
@@ -1170,8 +1242,8 @@ static void __attribute__((noreturn)) remote_handler(int sock, int ctl)
  * userfaultfd to the handler over @sock, then reads the word at each
  * offset @cmd sends and sends back what it read.
  */
-static void __attribute__((noreturn)) remote_reader(int fd, uint64_t size,
-						    int sock, int cmd)
+static void __noreturn remote_reader(int fd, uint64_t size, int sock,
+					    int cmd)
 {
 	uint64_t *mem, off, val;
 	int uffd, err;
@@ -1229,7 +1301,7 @@ static int reap(pid_t pid)
 static void test_uffd_remote(const struct backing *bk)
 {
 	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
-	unsigned long pool = bk->page_size ? free_hugepages(bk->page_size) : 0;
+	unsigned long pool = bk->page_size ? hugetlb_free(bk->page_size) : 0;
 	uint64_t offs[] = { 0, 5 * PAGE, size - PAGE };
 	int sock[2], ctl[2], cmd[2], fd, status, i;
 	uint64_t page[PAGE / 8], val;
@@ -1251,14 +1323,19 @@ static void test_uffd_remote(const struct backing *bk)
 		    !socketpair(AF_UNIX, SOCK_STREAM, 0, cmd),
 		    "socketpair failed");
 
+	/* The children die with the test, whatever ends it. */
 	handler = fork();
 	TEST_ASSERT(handler >= 0, "fork failed");
-	if (!handler)
+	if (!handler) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		remote_handler(sock[1], ctl[1]);
+	}
 	rd = fork();
 	TEST_ASSERT(rd >= 0, "fork failed");
-	if (!rd)
+	if (!rd) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		remote_reader(fd, size, sock[0], cmd[1]);
+	}
 	close(sock[0]);
 	close(sock[1]);
 	close(ctl[1]);
@@ -1268,7 +1345,8 @@ static void test_uffd_remote(const struct backing *bk)
 	for (i = 0; i < ARRAY_SIZE(offs); i++) {
 		TEST_ASSERT(remote_read(cmd[0], offs[i] + 8, 10000, &val, true),
 			    "no answer for 0x%lx", offs[i]);
-		TEST_ASSERT_EQ(val, (offs[i] + 8) ^ REMOTE_SEED);
+		TEST_ASSERT(val == ((offs[i] + 8) ^ REMOTE_SEED),
+			    "read 0x%lx at 0x%lx", val, offs[i] + 8);
 	}
 	get_bitmap(fd, 0, 8 * PAGE, (uint8_t *)page);
 	TEST_ASSERT_EQ(((uint8_t *)page)[0], 0xff & ~(1 | 1 << 5));
@@ -1305,7 +1383,7 @@ static void test_uffd_remote(const struct backing *bk)
 	close(fd);
 	kvm_vm_free(vm);
 	if (bk->page_size)
-		TEST_ASSERT_EQ(free_hugepages(bk->page_size), pool);
+		TEST_ASSERT_EQ(hugetlb_free(bk->page_size), pool);
 	ksft_test_result_pass("userfaultfd in another process %s\n", bk->name);
 }
 
