@@ -211,21 +211,21 @@ static int kvm_gmem_uf_clear(struct kvm_gmem_inode *gi, pgoff_t start,
 }
 
 /*
- * KVM_GMEM_USERFAULT_FLAG_COLLAPSE: zap KVM's mappings of the 2M blocks
- * around [@start, @end), 1G at a time, so that the next faults map each
+ * KVM_GMEM_USERFAULT_FLAG_COLLAPSE: zap KVM's mappings of [@start, @end)
+ * (whole 2M blocks, see kvm_gmem_uf_blocks(); the ranges of one call are
+ * merged where they touch), 1G at a time, so that the next faults map each
  * block as large as it now can be.  Pages mapped 4K while a neighbour was
  * missing stay so otherwise (clearing does not touch mmu_lock).  Nothing
  * is freed: the zap is a conversion's, under the invalidate lock held
  * shared (faults may run meanwhile; they retry or map after the zap).
+ * Return: 0, or -EINTR on a fatal signal.
  */
-static void kvm_gmem_uf_collapse(struct kvm_gmem_inode *gi, pgoff_t start,
-				 pgoff_t end)
+static int kvm_gmem_uf_collapse(struct kvm_gmem_inode *gi, pgoff_t start,
+				pgoff_t end)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
 	pgoff_t next;
 
-	start = round_down(start, KVM_GMEM_BLOCK_PAGES);
-	end = min(round_up(end, KVM_GMEM_BLOCK_PAGES), kvm_gmem_nr_pages(gi));
 	for (; start < end; start = next) {
 		next = min(end, round_down(start, KVM_GMEM_GIG_PAGES) +
 				KVM_GMEM_GIG_PAGES);
@@ -233,9 +233,19 @@ static void kvm_gmem_uf_collapse(struct kvm_gmem_inode *gi, pgoff_t start,
 		kvm_gmem_invalidate(gi, start, next);
 		filemap_invalidate_unlock_shared(mapping);
 		if (fatal_signal_pending(current))
-			break;
+			return -EINTR;
 		cond_resched();
 	}
+	return 0;
+}
+
+/* The 2M-aligned blocks around [@start, @end), inside the file. */
+static void kvm_gmem_uf_blocks(struct kvm_gmem_inode *gi, pgoff_t *start,
+			       pgoff_t *end)
+{
+	*start = round_down(*start, KVM_GMEM_BLOCK_PAGES);
+	*end = min_t(pgoff_t, round_up(*end, KVM_GMEM_BLOCK_PAGES),
+		     kvm_gmem_nr_pages(gi));
 }
 
 /*
@@ -278,9 +288,9 @@ static int kvm_gmem_uf_read_batch(struct kvm_gmem_inode *gi,
 static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 {
 	struct kvm_gmem_range r[KVM_GMEM_UF_BATCH];
+	pgoff_t start, end, cstart = 0, cend = 0;
 	struct kvm_gmem_userfault u;
 	struct kvm_gmem_inode *gi;
-	pgoff_t start, end;
 	u64 i, done = 0;
 	int n, j, ret = 0;
 
@@ -304,7 +314,10 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 			return n;
 	}
 
-	/* Second pass: apply, re-checking what is read again. */
+	/*
+	 * Second pass: apply, re-checking what is read again.  Collapses of
+	 * neighbouring ranges are merged: [cstart, cend) is pending.
+	 */
 	for (i = 0; i < u.nr_ranges && !ret; i += n) {
 		n = kvm_gmem_uf_read_batch(gi, &u, i, r);
 		if (n < 0) {
@@ -319,10 +332,20 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 				ret = kvm_gmem_uf_set(gi, start, end);
 			else
 				ret = kvm_gmem_uf_clear(gi, start, end);
-			if (!ret && u.flags & KVM_GMEM_USERFAULT_FLAG_COLLAPSE)
-				kvm_gmem_uf_collapse(gi, start, end);
 			if (ret)
 				break;
+			if (u.flags & KVM_GMEM_USERFAULT_FLAG_COLLAPSE) {
+				kvm_gmem_uf_blocks(gi, &start, &end);
+				if (cend && (end < cstart || start > cend)) {
+					ret = kvm_gmem_uf_collapse(gi, cstart,
+								   cend);
+					cend = 0;
+					if (ret)
+						break;
+				}
+				cstart = cend ? min(cstart, start) : start;
+				cend = max(cend, end);
+			}
 			done++;
 			/* Up to 2^20 ranges, each maybe a zap: stay killable. */
 			if (done < u.nr_ranges && fatal_signal_pending(current)) {
@@ -331,6 +354,9 @@ static long kvm_gmem_set_userfault(struct file *file, void __user *argp)
 			}
 		}
 	}
+
+	if (!ret && cend)
+		ret = kvm_gmem_uf_collapse(gi, cstart, cend);
 
 	u.done = done;
 	if (copy_to_user(argp, &u, sizeof(u)))
@@ -551,8 +577,9 @@ static int kvm_gmem_wait_present(struct kvm_gmem_inode *gi, pgoff_t index,
  *
  * Wait for the page without the mmap (or VMA) lock, then have the fault
  * retried; a user-mode fault that may be interrupted also stops waiting
- * for a signal (so that the task can be stopped, traced or frozen).  A fault that cannot drop the lock (plain GUP, remote access
- * through /proc/pid/mem or ptrace) gets SIGBUS, as with userfaultfd:
+ * for a signal (so that the task can be stopped, traced or frozen).  A
+ * fault that cannot drop the lock (plain GUP, remote access through
+ * /proc/pid/mem or ptrace) gets SIGBUS, as with userfaultfd:
  * waiting with the lock held would stall every mmap writer of the process
  * until the page arrives.
  *
@@ -681,8 +708,8 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 }
 
 /*
- * The shared page at @pgoff for UFFDIO_CONTINUE (what the page cache has;
- * it allocates nothing), or for UFFDIO_COPY and UFFDIO_ZEROPAGE to fill (a
+ * The shared page at @pgoff for UFFDIO_CONTINUE (what the page cache has,
+ * written; a hole gives -EFAULT), or for UFFDIO_COPY and UFFDIO_ZEROPAGE to fill (a
  * missing page, or one the page cache does not have yet).  The invalidate
  * lock stays held (shared) until kvm_gmem_uffd_put_folio(): no conversion,
  * hole or KVM_GMEM_SET_USERFAULT between the lookup and the bit being
@@ -715,16 +742,15 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 	}
 	if (WARN_ON_ONCE(folio_test_large(folio)))
 		goto out_folio;
-	/* As shmem's: mm's CONTINUE checks the page itself. */
-	if (!cont && folio_test_hwpoison(folio)) {
+	/* As shmem's, and before anything writes to the page. */
+	if (folio_test_hwpoison(folio)) {
 		err = -EIO;
 		goto out_folio;
 	}
+	/* A folio never written is a hole: nothing to continue. */
 	if (cont) {
-		if (!folio_test_uptodate(folio)) {
-			kvm_gmem_zero_folio(folio);
-			folio_mark_uptodate(folio);
-		}
+		if (!folio_test_uptodate(folio))
+			goto out_folio;
 		return folio;
 	}
 	/* Under the folio lock: COPY never overwrites contents. */

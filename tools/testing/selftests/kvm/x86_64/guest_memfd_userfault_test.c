@@ -943,6 +943,7 @@ static void test_uffd_minor(const struct backing *bk)
 {
 	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	uint64_t size = bk->page_size ? bk->page_size : 4 * SZ_2M;
+	struct uffdio_continue cont;
 	struct uffdio_poison poison;
 	struct uffdio_move move;
 	struct uffd_handler h;
@@ -987,6 +988,12 @@ static void test_uffd_minor(const struct backing *bk)
 				     .len = PAGE };
 	TEST_ASSERT(ioctl(uffd, UFFDIO_MOVE, &move) && errno == EINVAL,
 		    "UFFDIO_MOVE should fail with EINVAL");
+	/* A hole (on hugetlb files: a piece never written) has no page. */
+	cont = (struct uffdio_continue){
+		.range = { (uintptr_t)&mem[9 * PAGE / 8], PAGE },
+	};
+	TEST_ASSERT(ioctl(uffd, UFFDIO_CONTINUE, &cont) && errno == EFAULT,
+		    "UFFDIO_CONTINUE of a hole: %s", strerror(errno));
 	TEST_ASSERT_EQ(fill[7 * PAGE / 8], (7 * PAGE) ^ 0x99);
 
 	uf_range(fd, KVM_GMEM_USERFAULT_SET, 3 * PAGE, PAGE);
@@ -1243,7 +1250,7 @@ static void __noreturn remote_handler(int sock, int ctl)
  * offset @cmd sends and sends back what it read.
  */
 static void __noreturn remote_reader(int fd, uint64_t size, int sock,
-					    int cmd)
+				     int cmd)
 {
 	uint64_t *mem, off, val;
 	int uffd, err;
