@@ -3,7 +3,9 @@
 # Entry points of the guest_memfd series.  See README.md.
 #
 #   make run        main job: build the test kernel and the selftests, boot
-#                   the VM, run the project's scenario (tests/demo.list)
+#                   the VM, migrate a running guest on 1G guest_memfd
+#                   post-copy (ARGS="--kill-source-at=50%" etc., see
+#                   scripts/run-demo.sh)
 #   make test       the test command: fast checks + kernel + selftests + VM
 #                   run of tests/vm-tests.list; last line "N passed, N failed"
 #   make check      fast userspace checks only (seconds)
@@ -23,7 +25,7 @@ S := scripts
 	selftests patches deps clean distclean
 
 help:
-	@sed -n '5,18s/^#  //p' Makefile
+	@sed -n '5,20s/^#  //p' Makefile
 
 deps:
 	$(S)/deps.sh
@@ -41,7 +43,7 @@ selftests: kernel
 	$(S)/build-selftests.sh test
 
 run: selftests
-	$(S)/run-vm.sh -f test -l tests/demo.list
+	$(S)/run-demo.sh $(ARGS)
 
 test:
 	$(S)/test.sh

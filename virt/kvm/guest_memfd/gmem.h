@@ -187,7 +187,7 @@ struct mempolicy *kvm_gmem_get_mpol(struct kvm_gmem_inode *gi, pgoff_t index,
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
 u64 kvm_gmem_hugetlb_flags(void);
-int kvm_gmem_hugetlb_sizes(void);
+int kvm_gmem_hugetlb_check_extension(long cap, u64 flags);
 int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
 void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
@@ -209,7 +209,7 @@ static inline u64 kvm_gmem_hugetlb_flags(void)
 	return 0;
 }
 
-static inline int kvm_gmem_hugetlb_sizes(void)
+static inline int kvm_gmem_hugetlb_check_extension(long cap, u64 flags)
 {
 	return 0;
 }

@@ -52,13 +52,19 @@ u64 kvm_gmem_hugetlb_flags(void)
 }
 
 /**
- * kvm_gmem_hugetlb_sizes() - KVM_CAP_GUEST_MEMFD_HUGETLB
+ * kvm_gmem_hugetlb_check_extension() - KVM_CAP_GUEST_MEMFD_HUGETLB
+ * @cap: the capability asked for
+ * @flags: the creation flags the VM (or some VM type) supports
  *
- * Return: the page sizes of GUEST_MEMFD_FLAG_HUGETLB that KVM can map, at
- * most 1G, as a mask of 1 << log2(size).
+ * Return: for KVM_CAP_GUEST_MEMFD_HUGETLB where GUEST_MEMFD_FLAG_HUGETLB
+ * is valid, the page sizes it takes that KVM can map, at most 1G, as a
+ * mask of 1 << log2(size); else 0.
  */
-int kvm_gmem_hugetlb_sizes(void)
+int kvm_gmem_hugetlb_check_extension(long cap, u64 flags)
 {
+	if (cap != KVM_CAP_GUEST_MEMFD_HUGETLB ||
+	    !(flags & GUEST_MEMFD_FLAG_HUGETLB))
+		return 0;
 	return guestmem_hugetlb_page_sizes() &
 	       GENMASK(PUD_SHIFT, PAGE_SHIFT + 1);
 }

@@ -876,11 +876,10 @@ int kvm_gmem_check_extension(struct kvm *kvm, long cap)
 	case KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES:
 		return !kvm || kvm_gmem_supports_attributes(kvm) ?
 		       KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
-	case KVM_CAP_GUEST_MEMFD_HUGETLB:
-		return flags & GUEST_MEMFD_FLAG_HUGETLB ?
-		       kvm_gmem_hugetlb_sizes() : 0;
 	}
-	return kvm_gmem_userfault_check_extension(cap, flags);
+	/* The capabilities of later features, 0 where they are not built. */
+	return kvm_gmem_hugetlb_check_extension(cap, flags) ?:
+	       kvm_gmem_userfault_check_extension(cap, flags);
 }
 
 static struct inode *kvm_gmem_inode_create(loff_t size, u64 flags)
