@@ -625,14 +625,22 @@ static void *vcpu_thread(void *arg)
 			add_sample(&c->lat, now_ns() - t_exit);
 			t_exit = 0;
 		}
-		r = _vcpu_run(c->vcpu);
+		/*
+		 * Not _vcpu_run(): it retries EINTR, so quit_vcpus()' kick
+		 * (immediate_exit and a signal) would never get back here.
+		 */
+		r = __vcpu_run(c->vcpu);
+		if (r && errno == EINTR) {
+			if (READ_ONCE(mig.quit))
+				break;
+			continue;
+		}
+		assert_on_unhandled_exception(c->vcpu);
 		if (r) {
 			uint64_t t = now_ns();
 
 			if (READ_ONCE(mig.quit))
 				break;
-			if (errno == EINTR)
-				continue;
 			TEST_ASSERT(errno == EFAULT &&
 				    run->exit_reason == KVM_EXIT_MEMORY_FAULT,
 				    "KVM_RUN: errno %d, exit reason %u", errno,
@@ -1285,6 +1293,7 @@ static void release_fault(uint64_t off)
 		.range = { .start = (uintptr_t)mig.mem + off, .len = PAGE },
 	};
 
+	/* If it fails (EAGAIN), the woken fault comes back: released again. */
 	if (mig.mode == MODE_GMEM)
 		ioctl(mig.uffd, UFFDIO_ZEROPAGE, &z);
 	else
