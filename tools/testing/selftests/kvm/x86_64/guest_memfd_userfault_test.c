@@ -939,6 +939,23 @@ static void uffd_handler_stop(struct uffd_handler *h)
 	close(h->uffd);
 }
 
+/*
+ * A shared file of @bk's backing and two mappings of it: @fill, never
+ * registered with userfaultfd, and @mem, for the test to register.
+ */
+static int shared_file_two_maps(struct kvm_vm *vm, const struct backing *bk,
+				uint64_t size, uint64_t **fill, uint64_t **mem)
+{
+	int fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
+				       GUEST_MEMFD_FLAG_INIT_SHARED |
+				       bk->flags);
+
+	*fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	*mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(*fill != MAP_FAILED && *mem != MAP_FAILED, "mmap failed");
+	return fd;
+}
+
 static void test_uffd_minor(const struct backing *bk)
 {
 	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
@@ -956,11 +973,7 @@ static void test_uffd_minor(const struct backing *bk)
 				      bk->name);
 		return;
 	}
-	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
-				   GUEST_MEMFD_FLAG_INIT_SHARED | bk->flags);
-	fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	TEST_ASSERT(fill != MAP_FAILED && mem != MAP_FAILED, "mmap failed");
+	fd = shared_file_two_maps(vm, bk, size, &fill, &mem);
 	for (off = 0; off < 8 * PAGE; off += PAGE)
 		fill_page(&fill[off / 8], off, 0x99);
 
@@ -1066,11 +1079,7 @@ static void test_uffd_missing(const struct backing *bk)
 				      bk->name);
 		return;
 	}
-	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
-				   GUEST_MEMFD_FLAG_INIT_SHARED | bk->flags);
-	fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	TEST_ASSERT(fill != MAP_FAILED && mem != MAP_FAILED, "mmap failed");
+	fd = shared_file_two_maps(vm, bk, size, &fill, &mem);
 
 	/* 1: present; 2 and 5: written, then missing; 6: private, missing. */
 	fill_page(&fill[1 * PAGE / 8], 1 * PAGE, 0x99);
