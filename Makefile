@@ -10,7 +10,8 @@
 #                   run of tests/vm-tests.list; last line "N passed, N failed"
 #   make check      fast userspace checks only (seconds)
 #   make bench      benchmarks; they print tables, they never judge
-#   make profile    function profile of the conversion paths (own kernel)
+#   make profile    function profile of the conversion paths, longest
+#                   non-preemptible section of 1G splits (own kernel)
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
 #                   set with a cover letter, checkpatch --strict on all of it
@@ -61,7 +62,7 @@ bench: tree
 profile: tree
 	$(S)/build-kernel.sh prof
 	$(S)/build-selftests.sh prof
-	$(S)/run-vm.sh -f prof -l tests/profile.list -a gmem.kmemleak=off
+	$(S)/run-vm.sh -f prof -l tests/profile.list -a "gmem.kmemleak=off preempt=full"
 	@sed -n 's/^| //p' build/logs/latest/boot*.log
 
 shell: selftests

@@ -30,20 +30,20 @@
  * guestmem_split. Merging is the reverse, and the last merge restores the
  * hugetlb folio, which alone may go back to the pool:
  *
- *  - A split or merge freezes the reference counts of the folios involved
- *    at the count it expects (the page cache's references, its own, the
- *    anchors below), so it fails with -EAGAIN while anybody else holds a
- *    reference, and lockless page cache lookups wait while it rewrites
- *    the struct pages and the page cache entries (as a THP split does).
- *    Those lookups spin, inside an RCU read-side section, without ever
- *    yielding the CPU. So from the freeze to the unfreeze a split or merge
- *    runs with preemption disabled and never sleeps: descheduled there (at
- *    a cond_resched(), or preempted by a vCPU thread of higher priority),
- *    it would wait forever for a lookup that spins on its CPU until the
- *    folio is unfrozen, whenever both threads are pinned to that CPU, as
- *    VMMs pin vCPU threads. Anything that may sleep (zeroing, allocating)
- *    happens before the freeze. Rewriting the struct pages of a 1G folio
- *    takes a few milliseconds; lookups of the file spin that long.
+ *  - A split or merge first hides the folios involved from the page
+ *    cache: under the xa_lock it replaces their entry with a placeholder
+ *    value entry (GUESTMEM_BUSY) and freezes their reference counts at the
+ *    count it expects (the page cache's references, its own, the anchors
+ *    below), so it fails with -EAGAIN, changing nothing, while anybody
+ *    else holds a reference. Lookups find the placeholder, see no folio,
+ *    and go to guestmem_hugetlb_get_folio(), which waits for @lock; they
+ *    never spin on a frozen folio. With the folios out of sight, the
+ *    struct pages are rewritten with preemption enabled, and the new
+ *    folios are published one by one (a piece at a time for a split).
+ *    Nothing runs with preemption or interrupts disabled but short
+ *    xa_lock and hugetlb_lock sections of bounded length (a 2M block's
+ *    entries at most), so the whole protocol is also fit for PREEMPT_RT.
+ *    Truncation holds @lock too, so it never meets a placeholder.
  *  - Every piece holds one extra reference, its anchor, for as long as it
  *    is a piece. Whoever drops the last other reference therefore never
  *    frees a piece to the buddy allocator: pieces leave the page cache by
@@ -67,12 +67,34 @@
  *    marks them up to date), so no stale pool content ever becomes visible
  *    and no data is lost.
  *
+ *  - Memory failure. The poison of a hugetlb folio (its flag and the list
+ *    of raw pages) moves to the raw pages when the folio is split, and a
+ *    2M piece with a poisoned page is marked "has hwpoisoned", so that the
+ *    exact page stays poisoned and KVM maps that piece with single pages
+ *    only. Blocks with a poisoned page are never merged (-EHWPOISON). When
+ *    such a huge page leaves the file it becomes a hugetlb folio again
+ *    with its raw page list, and hugetlb dissolves it: the poisoned pages
+ *    are taken out of use, the others go back to the buddy allocator, and
+ *    the pool shrinks by one huge page, as for hugetlbfs pages. A whole
+ *    hugetlb folio that was poisoned while in the file is dissolved the
+ *    same way when truncation frees it.
+ *    memory_failure() keeps a reference on a hugetlb folio it poisoned
+ *    (so that it is never freed), and handles pieces, which are not on
+ *    the LRU, as pages it cannot handle: it only marks the page, and keeps
+ *    no reference unless its caller passed one in (MADV_HWPOISON). So a
+ *    split of a poisoned hugetlb folio freezes it with that reference and
+ *    drops it, and freeing a split huge page takes a poisoned single page
+ *    with one reference more than its anchor as well.
+ *    A piece poisoned while KVM maps it stays mapped until the mapping is
+ *    zapped (memory_failure() tells nobody); the next fault on it fails.
+ *
  * Locking: @lock serializes the lookup-allocate-insert sequence of one
  * file, so that concurrent faults on a missing folio allocate it once and
  * the subpool's maximum (the file size) is never exceeded transiently. It
- * also serializes splits, merges and truncation records (@split). Lock
- * order: the caller's mapping->invalidate_lock, then @lock, then the folio
- * lock, then hugetlb_lock or the page cache's xa_lock.
+ * also serializes splits, merges, truncation and truncation records
+ * (@split). Lock order: the caller's mapping->invalidate_lock, then @lock,
+ * then the folio lock, then i_mmap_rwsem (truncation unmaps), hugetlb_lock
+ * or the page cache's xa_lock.
  */
 #include <linux/guestmem.h>
 #include <linux/hugetlb.h>
@@ -367,6 +389,14 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 		/* Back to the pool, its reservation back to the subpool. */
 		folio_put(folio);
 		folio = ERR_PTR(err);
+	} else {
+		/*
+		 * In use, as hugetlbfs marks its folios once they are in the
+		 * page cache: memory failure handling takes only those as in
+		 * use (and otherwise ignores the poison). Migration itself
+		 * refuses the folio: its mapping is inaccessible.
+		 */
+		folio_set_hugetlb_migratable(folio);
 	}
 out:
 	mutex_unlock(&gh->lock);
@@ -375,25 +405,39 @@ out:
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_get_folio, "kvm");
 
 /*
+ * What the page cache holds in place of folios that a split or merge is
+ * rewriting: a value entry, which lookups take for a hole (see the top of
+ * this file). Never seen without @lock held by the one rewriting.
+ */
+#define GUESTMEM_BUSY	xa_mk_value(0x676d656d)
+
+/*
  * Turn the 2^@order frozen, untyped pages at @head into folios of
  * @new_order (bigger or smaller), each with @flags (PG_uptodate, PG_dirty)
  * and page cache position @mapping/@index + offset. Reference counts stay
- * zero: the caller unfreezes the new folios. Without @mapping the pages
- * are outside the page cache and nobody spins on them, so this may yield
- * the CPU; with it, the caller has preemption disabled (see the top of
- * this file).
+ * zero: the caller unfreezes the new folios. Nobody can reach the pages
+ * meanwhile (they are hidden from the page cache, or out of it), so this
+ * yields the CPU as it goes.
+ *
+ * A page keeps PG_hwpoison, which memory_failure() may also set while
+ * this runs (atomically, so the flag updates here are atomic too), and a
+ * new large folio with a poisoned page is marked as having one. Returns
+ * whether a page is poisoned.
  */
-static void guestmem_reformat(struct page *head, unsigned int order,
+static bool guestmem_reformat(struct page *head, unsigned int order,
 			      unsigned int new_order, unsigned long flags,
 			      struct address_space *mapping, pgoff_t index)
 {
-	unsigned long nr = 1UL << order, step = 1UL << new_order, i;
+	unsigned long nr = 1UL << order, step = 1UL << new_order, i, j;
+	bool poisoned = false;
 
 	for (i = 0; i < nr; i++) {
-		struct page *p = head + i;
+		struct page *p = nth_page(head, i);
 
 		/* Drops PG_head and, in pages 1-3, the old folio's fields. */
-		p->flags &= ~PAGEFLAGS_MASK;
+		atomic_long_andnot(PAGEFLAGS_MASK & ~__PG_HWPOISON,
+				   (atomic_long_t *)&p->flags);
+		poisoned |= PageHWPoison(p);
 		clear_compound_head(p);
 		p->lru.prev = NULL;
 		p->mapping = NULL;
@@ -404,20 +448,30 @@ static void guestmem_reformat(struct page *head, unsigned int order,
 #ifdef CONFIG_MEMCG
 		p->memcg_data = 0;
 #endif
-		if (!mapping && !(i & 511))
+		if (!(i & 511))
 			cond_resched();
 	}
 
 	for (i = 0; i < nr; i += step) {
-		struct page *p = head + i;
+		struct page *p = nth_page(head, i);
 
 		if (new_order)
 			prep_compound_page(p, new_order);
-		p->flags |= flags;
+		atomic_long_or(flags, (atomic_long_t *)&p->flags);
 		p->mapping = mapping;
 		p->index = index + i;
 		INIT_LIST_HEAD(&p->lru);
+		if (!new_order || !poisoned)
+			continue;
+		for (j = 0; j < step; j++) {
+			if (PageHWPoison(nth_page(p, j))) {
+				folio_set_has_hwpoisoned(page_folio(p));
+				break;
+			}
+		}
+		cond_resched();
 	}
+	return poisoned;
 }
 
 /* Page cache statistics of pieces (hugetlb folios have none). */
@@ -460,6 +514,21 @@ static int guestmem_piece_refs(struct folio *piece, bool in_cache)
 	return 1 + (in_cache ? folio_nr_pages(piece) : 0);
 }
 
+/*
+ * Freeze a piece at the count nobody else holds: guestmem_piece_refs(),
+ * and for a poisoned single page outside the page cache also that plus
+ * memory_failure()'s reference, which the caller then owns.
+ */
+static bool guestmem_freeze_piece(struct folio *piece, bool in_cache)
+{
+	int refs = guestmem_piece_refs(piece, in_cache);
+
+	if (!in_cache && !folio_test_large(piece) &&
+	    folio_test_hwpoison(piece) && folio_ref_freeze(piece, refs + 1))
+		return true;
+	return folio_ref_freeze(piece, refs);
+}
+
 /* Unfreeze the pieces of the first @nr pages at @head. */
 static void guestmem_unfreeze_pieces(struct page *head, unsigned long nr,
 				     bool in_cache)
@@ -468,7 +537,7 @@ static void guestmem_unfreeze_pieces(struct page *head, unsigned long nr,
 	unsigned long i;
 
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
-		piece = page_folio(head + i);
+		piece = page_folio(nth_page(head, i));
 		folio_ref_unfreeze(piece, guestmem_piece_refs(piece, in_cache));
 	}
 }
@@ -476,7 +545,9 @@ static void guestmem_unfreeze_pieces(struct page *head, unsigned long nr,
 /*
  * Freeze the pieces of the order @order block at @head at the count
  * nobody else holds (guestmem_piece_refs()). Returns the OR of their
- * flags in *@or and the AND in *@and, or -EAGAIN with nothing frozen.
+ * flags in *@or and the AND in *@and; or, with nothing frozen, -EAGAIN if
+ * one is referenced or mapped, -EHWPOISON if one has a poisoned page and
+ * @in_cache (a merge in the file; truncation frees poisoned pages too).
  */
 static int guestmem_freeze_pieces(struct page *head, unsigned int order,
 				  bool in_cache, unsigned long *or,
@@ -484,16 +555,20 @@ static int guestmem_freeze_pieces(struct page *head, unsigned int order,
 {
 	unsigned long nr = 1UL << order, i;
 	struct folio *piece;
+	int ret = 0;
 
 	*or = 0;
 	*and = ~0UL;
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
-		piece = page_folio(head + i);
-		if (folio_test_hwpoison(piece) || folio_mapped(piece) ||
-		    !folio_ref_freeze(piece, guestmem_piece_refs(piece,
-								  in_cache))) {
+		piece = page_folio(nth_page(head, i));
+		if (in_cache && folio_contain_hwpoisoned_page(piece))
+			ret = -EHWPOISON;
+		else if (folio_mapped(piece) ||
+			 !guestmem_freeze_piece(piece, in_cache))
+			ret = -EAGAIN;
+		if (ret) {
 			guestmem_unfreeze_pieces(head, i, in_cache);
-			return -EAGAIN;
+			return ret;
 		}
 		*or |= piece->flags;
 		*and &= piece->flags;
@@ -515,7 +590,7 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 	struct folio *piece;
 
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
-		piece = page_folio(head + i);
+		piece = page_folio(nth_page(head, i));
 		if (folio_test_uptodate(piece))
 			break;
 	}
@@ -523,7 +598,7 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 		return;
 
 	for (i = 0; i < nr; i += folio_nr_pages(piece)) {
-		piece = page_folio(head + i);
+		piece = page_folio(nth_page(head, i));
 		if (folio_test_uptodate(piece))
 			continue;
 		folio_lock(piece);
@@ -536,6 +611,17 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 	}
 }
 
+/*
+ * Give the raw pages of a hugetlb folio that is about to be split its
+ * poison (see the top of this file). Called with the folio frozen and no
+ * longer a hugetlb folio, so memory_failure() no longer adds to its list.
+ */
+static void guestmem_poison_to_pages(struct folio *folio)
+{
+	if (folio_test_hwpoison(folio))
+		folio_clear_hugetlb_hwpoison(folio);
+}
+
 /**
  * guestmem_hugetlb_split() - split the folio holding an index one level
  * @gh: the backing
@@ -544,13 +630,15 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
  *
  * A huge folio of 1G becomes 512 folios of 2M, one of 2M (hugetlb or a
  * piece) becomes 512 pages; a single page stays as it is. The pages, their
- * content and their flags do not change, only the folios around them.
+ * content and their flags (poison included) do not change, only the folios
+ * around them.
  *
  * Context: process context, may sleep; takes @gh's lock and the folio
  * lock, so the caller must hold neither and no reference on the folio.
  * Return: 0 (also if there is no folio at @index or it is a single page);
  * -EAGAIN if somebody else holds a reference on the folio (retry);
- * -ENOMEM.
+ * -EHWPOISON for a hugetlb folio that lost track of its poisoned pages;
+ * -ENOMEM. Nothing changed on error.
  */
 int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 			   struct address_space *mapping, pgoff_t index)
@@ -558,12 +646,13 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	unsigned int order, new_order, mid, i;
 	struct guestmem_split *s = NULL;
 	unsigned long nr, flags, step;
+	struct folio *folio, *piece;
 	bool hugetlb;
-	struct folio *folio;
 	pgoff_t base;
 	int ret = 0;
 	XA_STATE(xas, &mapping->i_pages, 0);
 	XA_STATE(xas2, &mapping->i_pages, 0);
+	XA_STATE(xhide, &mapping->i_pages, 0);
 
 	mutex_lock(&gh->lock);
 	folio = filemap_lock_folio(mapping, index);
@@ -589,6 +678,12 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		ret = -EBUSY;
 		goto unlock;
 	}
+	/* Which of its pages are poisoned is not known: keep it whole. */
+	if (hugetlb && folio_test_hwpoison(folio) &&
+	    folio_test_hugetlb_raw_hwp_unreliable(folio)) {
+		ret = -EHWPOISON;
+		goto unlock;
+	}
 
 	if (hugetlb) {
 		s = kzalloc(sizeof(*s), GFP_KERNEL);
@@ -606,20 +701,20 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	}
 
 	/*
-	 * The page cache's multi-index entry: XArray nodes hold 64 slots, so
-	 * a split by more than one node level (order 18 to 9) goes through
-	 * entries of order 12.
+	 * The placeholder's multi-index entry is split later: XArray nodes
+	 * hold 64 slots, so a split by more than one node level (order 18 to
+	 * 9) goes through entries of order 12.
 	 */
 	mid = round_up(new_order, XA_CHUNK_SHIFT);
 	if (mid > new_order && mid < order) {
 		xas_set_order(&xas, base, mid);
-		xas_split_alloc(&xas, folio, order, GFP_KERNEL);
+		xas_split_alloc(&xas, GUESTMEM_BUSY, order, GFP_KERNEL);
 		xas_set_order(&xas2, base, new_order);
 		for (i = 0; i < nr >> mid && !xas_error(&xas2); i++)
-			xas_split_alloc(&xas2, folio, mid, GFP_KERNEL);
+			xas_split_alloc(&xas2, GUESTMEM_BUSY, mid, GFP_KERNEL);
 	} else {
 		xas_set_order(&xas, base, new_order);
-		xas_split_alloc(&xas, folio, order, GFP_KERNEL);
+		xas_split_alloc(&xas, GUESTMEM_BUSY, order, GFP_KERNEL);
 		mid = new_order;
 	}
 	ret = xas_error(&xas) ?: xas_error(&xas2);
@@ -627,16 +722,24 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		goto erase;
 
 	/*
-	 * The page cache's references and ours; a piece has its anchor.
-	 * Frozen, the folio is not to leave the CPU (see the top of this
-	 * file).
+	 * Hide it: the page cache's references and ours; a piece's anchor;
+	 * memory_failure()'s on a poisoned hugetlb folio.
 	 */
-	preempt_disable();
-	if (!folio_ref_freeze(folio, nr + 1 + !hugetlb)) {
-		preempt_enable();
+	xas_set_order(&xhide, base, order);
+	xas_lock_irq(&xhide);
+	if (!folio_ref_freeze(folio, nr + 1 + !hugetlb +
+			      (hugetlb && folio_test_hwpoison(folio)))) {
+		xas_unlock_irq(&xhide);
 		ret = -EAGAIN;
 		goto erase;
 	}
+	/* Same shape as the folio's entry: allocates nothing, cannot fail. */
+	xas_store(&xhide, GUESTMEM_BUSY);
+	if (hugetlb)
+		guestmem_account(folio, new_order, nr);
+	else
+		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, -nr);
+	xas_unlock_irq(&xhide);
 
 	if (hugetlb) {
 		s->spool = hugetlb_folio_subpool(folio);
@@ -645,6 +748,7 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		list_del(&folio->lru);
 		__folio_clear_hugetlb(folio);
 		spin_unlock_irq(&hugetlb_lock);
+		guestmem_poison_to_pages(folio);
 	}
 
 	flags = folio->flags & (BIT(PG_uptodate) | BIT(PG_dirty));
@@ -654,30 +758,27 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	__folio_set_locked(folio);
 
 	xas_lock_irq(&xas);
-	xas_split(&xas, folio, order);
-	if (mid != new_order) {
-		for (i = 0; i < nr >> mid; i++) {
-			xas_set(&xas2, base + ((unsigned long)i << mid));
-			xas_split(&xas2, folio, mid);
-		}
-	}
-	for (i = 1; i < nr >> new_order; i++) {
-		struct page *p = folio_page(folio, i << new_order);
-
-		__xa_store(&mapping->i_pages, p->index, page_folio(p), 0);
-	}
-	if (hugetlb)
-		guestmem_account(folio, new_order, nr);
-	else
-		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, -nr);
+	xas_split(&xas, GUESTMEM_BUSY, order);
 	xas_unlock_irq(&xas);
+	for (i = 0; mid != new_order && i < nr >> mid; i++) {
+		xas_lock_irq(&xas2);
+		xas_set(&xas2, base + ((unsigned long)i << mid));
+		xas_split(&xas2, GUESTMEM_BUSY, mid);
+		xas_unlock_irq(&xas2);
+	}
 
-	for (i = 1; i < nr >> new_order; i++)
-		folio_ref_unfreeze(page_folio(folio_page(folio, i << new_order)),
-				   step + 1);
-	/* Ours too: unlocked and dropped below. */
-	folio_ref_unfreeze(folio, step + 2);
-	preempt_enable();
+	/* Publish the pieces, each live before lookups can find it. */
+	for (i = 0; i < nr >> new_order; i++) {
+		piece = page_folio(nth_page(&folio->page,
+					    (unsigned long)i << new_order));
+		/* Ours too on the first: unlocked and dropped below. */
+		folio_ref_unfreeze(piece, step + 1 + !i);
+		xa_lock_irq(&mapping->i_pages);
+		__xa_store(&mapping->i_pages, piece->index, piece, 0);
+		xa_unlock_irq(&mapping->i_pages);
+		if (!(i & 63))
+			cond_resched();
+	}
 	s = NULL;
 	goto unlock;
 
@@ -713,7 +814,9 @@ EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_split, "kvm");
  * mappings zapped, the host's unmapped).
  * Return: 0 (also if the block is one folio already or not in the page
  * cache); -EBUSY if its folios are not all one level below @order;
- * -EAGAIN if one of them is still referenced (retry later); -EINVAL.
+ * -EAGAIN if one of them is still referenced (retry later); -EHWPOISON
+ * if one has a poisoned page (it stays split); -ENOMEM; -EINVAL. Nothing
+ * changed on error.
  */
 int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 			   struct address_space *mapping, pgoff_t index,
@@ -738,10 +841,10 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 		goto out;
 
 	/* Every piece of the block, in place and one level down. */
-	head = s->head + (base & ((1UL << horder) - 1));
+	head = nth_page(s->head, base & ((1UL << horder) - 1));
 	rcu_read_lock();
 	for (i = 0; i < nr >> sub; i++) {
-		folio = page_folio(head + ((unsigned long)i << sub));
+		folio = page_folio(nth_page(head, (unsigned long)i << sub));
 		if (folio_order(folio) >= order) {
 			ret = 0;
 			break;
@@ -758,23 +861,27 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 		goto out;
 
 	guestmem_zero_stale(head, order);
-	/* Frozen, the pieces are not to leave the CPU (top of this file). */
-	preempt_disable();
+
+	/*
+	 * Hide the block: freeze the pieces and put the placeholder in their
+	 * place, in one xa_lock section (a lookup that found a piece before
+	 * the freeze retries until the placeholder is in, as for a THP split).
+	 */
+	xas_lock_irq(&xas);
 	ret = guestmem_freeze_pieces(head, order, true, &or, &and);
 	if (ret)
-		goto enable;
+		goto unlock;
 	/* A fault zeroed or filled a piece since: zero the rest first. */
 	if ((or & BIT(PG_uptodate)) && !(and & BIT(PG_uptodate))) {
-		guestmem_unfreeze_pieces(head, nr, true);
 		ret = -EAGAIN;
-		goto enable;
+		goto unfreeze;
 	}
 	flags = or & (BIT(PG_uptodate) | BIT(PG_dirty));
-
+	xas_store(&xas, GUESTMEM_BUSY);
+	ret = xas_error(&xas);
+	if (ret)
+		goto unfreeze;
 	folio = page_folio(head);
-	xas_lock_irq(&xas);
-	xas_store(&xas, folio);
-	WARN_ON_ONCE(xas_error(&xas));
 	if (order == horder)
 		guestmem_account(folio, sub, -nr);
 	else
@@ -791,8 +898,18 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	} else {
 		folio_ref_unfreeze(folio, nr + 1);
 	}
-enable:
-	preempt_enable();
+
+	/* Publish it: the same shape as the placeholder, nothing to allocate. */
+	xas_reset(&xas);
+	xas_lock_irq(&xas);
+	xas_store(&xas, folio);
+	xas_unlock_irq(&xas);
+	goto out;
+
+unfreeze:
+	guestmem_unfreeze_pieces(head, nr, true);
+unlock:
+	xas_unlock_irq(&xas);
 out:
 	mutex_unlock(&gh->lock);
 	return ret;
@@ -800,23 +917,71 @@ out:
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_merge, "kvm");
 
 /*
+ * A poisoned huge page that left the file and went back to the pool (its
+ * raw page list says which pages are poisoned): dissolve it, as memory
+ * failure handling does for hugetlbfs pages, so that its healthy pages
+ * return to the buddy allocator and its poisoned ones are never handed
+ * out again. If hugetlb cannot dissolve it now (its pool has no page to
+ * spare for reservations), it stays in the pool, where nobody allocates a
+ * poisoned folio.
+ */
+static void guestmem_dissolve_poisoned(struct folio *folio)
+{
+	unsigned long pfn = folio_pfn(folio), nr = folio_nr_pages(folio), i;
+	struct page *page;
+
+	if (dissolve_free_hugetlb_folio(folio))
+		return;
+	drain_all_pages(page_zone(pfn_to_page(pfn)));
+	for (i = 0; i < nr; i++) {
+		page = pfn_to_page(pfn + i);
+		/* Kept with a reference, as memory_failure() does. */
+		if (PageHWPoison(page) && take_page_off_buddy(page))
+			page_ref_inc(page);
+		if (!(i & 511))
+			cond_resched();
+	}
+}
+
+/*
  * Merge a split huge page whose pieces left the page cache and free it to
  * the pool. Fails with -EAGAIN, changing nothing, while a piece is still
- * referenced by anyone but its anchor.
+ * referenced by anyone but its anchor. A huge page with poisoned pages
+ * gets their list back and is dissolved.
  */
 static int guestmem_free_split(struct guestmem_split *s)
 {
 	unsigned int order = huge_page_order(s->h);
-	unsigned long or, and;
+	unsigned long or, and, i, nr = 1UL << order;
 	struct folio *folio;
+	bool poisoned;
 
 	if (guestmem_freeze_pieces(s->head, order, false, &or, &and))
 		return -EAGAIN;
-	guestmem_reformat(s->head, order, order, 0, NULL, 0);
-	folio = guestmem_restore_hugetlb(s, true);
+	poisoned = guestmem_reformat(s->head, order, order, 0, NULL, 0);
+	/* The raw page list needs the tail pages: no HVO for it. */
+	folio = guestmem_restore_hugetlb(s, !poisoned);
+	if (poisoned) {
+		for (i = 0; i < nr; i++) {
+			struct page *page = nth_page(s->head, i);
+
+			if (!PageHWPoison(page))
+				continue;
+			spin_lock_irq(&hugetlb_lock);
+			hugetlb_update_hwpoison(folio, page);
+			spin_unlock_irq(&hugetlb_lock);
+			/* The list and the folio's flag say it now. */
+			if (i)
+				ClearPageHWPoison(page);
+			if (!(i & 511))
+				cond_resched();
+		}
+	}
 	folio_ref_unfreeze(folio, 1);
 	/* free_huge_folio(): back to the pool and the subpool. */
 	folio_put(folio);
+	if (poisoned)
+		guestmem_dissolve_poisoned(folio);
 	kfree(s);
 	return 0;
 }
@@ -904,11 +1069,54 @@ void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 			       loff_t lend)
 {
 	unsigned int shift = huge_page_shift(gh->h);
+	struct folio_batch fbatch, poisoned;
+	pgoff_t index = lstart >> PAGE_SHIFT;
+	struct folio *folio;
+	unsigned int i;
 
-	truncate_inode_pages_range(mapping, lstart, lend);
 	mutex_lock(&gh->lock);
+	/*
+	 * Whole hugetlb folios poisoned in the file: keep a reference, to
+	 * dissolve them once truncation let them go (a handful at most).
+	 */
+	folio_batch_init(&fbatch);
+	folio_batch_init(&poisoned);
+	while (filemap_get_folios(mapping, &index, lend >> PAGE_SHIFT,
+				  &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			folio = fbatch.folios[i];
+			if (folio_test_hugetlb(folio) &&
+			    folio_test_hwpoison(folio) &&
+			    folio_batch_space(&poisoned)) {
+				folio_batch_add(&poisoned, folio);
+				fbatch.folios[i] = NULL;
+			}
+		}
+		for (i = 0; i < folio_batch_count(&fbatch); i++)
+			if (fbatch.folios[i])
+				folio_put(fbatch.folios[i]);
+		folio_batch_reinit(&fbatch);
+		cond_resched();
+	}
+	truncate_inode_pages_range(mapping, lstart, lend);
 	guestmem_free_splits(gh, lstart >> shift, lend >> shift);
 	mutex_unlock(&gh->lock);
+
+	/*
+	 * Ours and memory_failure()'s are all that is left once truncation
+	 * dropped the page cache's: free it (to the pool, where nobody takes
+	 * a poisoned folio), then dissolve it. Anybody else's keeps it.
+	 */
+	for (i = 0; i < folio_batch_count(&poisoned); i++) {
+		folio = poisoned.folios[i];
+		if (folio_ref_freeze(folio, 2)) {
+			folio_ref_unfreeze(folio, 1);
+			folio_put(folio);
+			guestmem_dissolve_poisoned(folio);
+		} else {
+			folio_put(folio);
+		}
+	}
 }
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_truncate, "kvm");
 

@@ -14,21 +14,25 @@ obj=$BUILD/obj-$flavour
 frags="$TOP/configs/base.config $TOP/configs/$flavour.config"
 mkdir -p "$obj"
 
+# Every option the fragments ask for is what the kernel got; a later
+# fragment overrides an earlier one, as in merge_config.sh.
 check_config() {
-	local line opt want have bad=0
+	local line opt have bad=0
+	local -A want=()
 	while read -r line; do
 		case "$line" in
-		CONFIG_*=*) opt=${line%%=*}; want=${line#*=} ;;
-		"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want=n ;;
-		*) continue ;;
-		esac
-		have=$(grep -E "^$opt=|^# $opt is not set" "$obj/.config" || true)
-		case "$have" in
-		"$opt=$want") ;;
-		"# $opt is not set"|"") [ "$want" = n ] || { echo "  $opt: want $want, have ${have:-unset}"; bad=1; } ;;
-		*) echo "  $opt: want $want, have $have"; bad=1 ;;
+		CONFIG_*=*) opt=${line%%=*}; want[$opt]=${line#*=} ;;
+		"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want[$opt]=n ;;
 		esac
 	done < <(cat $frags)
+	for opt in "${!want[@]}"; do
+		have=$(grep -E "^$opt=|^# $opt is not set" "$obj/.config" || true)
+		case "$have" in
+		"$opt=${want[$opt]}") ;;
+		"# $opt is not set"|"") [ "${want[$opt]}" = n ] || { echo "  $opt: want ${want[$opt]}, have ${have:-unset}"; bad=1; } ;;
+		*) echo "  $opt: want ${want[$opt]}, have $have"; bad=1 ;;
+		esac
+	done
 	return $bad
 }
 

@@ -48,6 +48,9 @@ fi
 # slack because TCG runs the guest far slower than hardware.
 cmdline="console=ttyS0,115200 panic=-1 oops=panic rcupdate.rcu_cpu_stall_timeout=120"
 cmdline="$cmdline ${GMEM_POOLS:-hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=512}"
+# The test kernel runs fully preemptible (PREEMPT_DYNAMIC), so that
+# DEBUG_ATOMIC_SLEEP and lockdep see what a PREEMPT kernel would do.
+[ "$flavour" = test ] && cmdline="$cmdline preempt=full"
 cmdline="$cmdline gmem.list=$(basename "$list") $extra_args"
 
 # Two NUMA nodes of 6G with a vCPU each, each vCPU its own socket (so its

@@ -176,10 +176,16 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 							   index, mpol, ilx);
 			mpol_cond_put(mpol);
 		}
+		/*
+		 * A poisoned hugetlb folio is split too, once, so that its
+		 * poison narrows to the exact pages (see guestmem_hugetlb.c).
+		 */
 		if (IS_ERR(folio) || !kvm_gmem_has_state(gi) ||
 		    !folio_test_large(folio) ||
-		    kvm_gmem_hugetlb_private(gi, folio->index,
-					     folio_order(folio)))
+		    (kvm_gmem_hugetlb_private(gi, folio->index,
+					      folio_order(folio)) &&
+		     !(folio_test_hugetlb(folio) &&
+		       folio_test_hwpoison(folio))))
 			return folio;
 
 		folio_unlock(folio);

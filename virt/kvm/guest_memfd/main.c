@@ -756,9 +756,21 @@ static void kvm_gmem_free_inode(struct inode *inode)
 	module_put(owner);
 }
 
+static void kvm_gmem_evict_inode(struct inode *inode)
+{
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
+
+	/* Through the backing, which dissolves poisoned huge pages. */
+	if (gi->hugetlb && inode->i_size)
+		kvm_gmem_hugetlb_truncate(gi, 0, inode->i_size - 1);
+	truncate_inode_pages_final(&inode->i_data);
+	clear_inode(inode);
+}
+
 static const struct super_operations kvm_gmem_sops = {
 	.statfs		= simple_statfs,
 	.alloc_inode	= kvm_gmem_alloc_inode,
+	.evict_inode	= kvm_gmem_evict_inode,
 	.destroy_inode	= kvm_gmem_destroy_inode,
 	.free_inode	= kvm_gmem_free_inode,
 	.drop_inode	= generic_delete_inode,
@@ -1152,6 +1164,25 @@ EXPORT_SYMBOL_GPL(kvm_gmem_is_private);
  * with the gfn and the index equally aligned and the block inside the
  * slot, and (for files the host can map) one state in the whole block.
  */
+/*
+ * Whether a page of a piece of a split hugetlb page is poisoned. Memory
+ * failure marks only the page in a folio off the LRU (guestmem_hugetlb.c),
+ * so a piece that is not marked as a whole is looked at page by page.
+ */
+static bool kvm_gmem_piece_poisoned(struct folio *folio)
+{
+	long i;
+
+	if (folio_contain_hwpoisoned_page(folio))
+		return true;
+	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
+		return false;
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		if (PageHWPoison(folio_page(folio, i)))
+			return true;
+	return false;
+}
+
 static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 				  struct kvm_memory_slot *slot, pgoff_t index,
 				  struct folio *folio)
@@ -1160,6 +1191,8 @@ static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 	unsigned int order = folio_order(folio), st;
 	unsigned long n;
 
+	if (kvm_gmem_piece_poisoned(folio))
+		return 0;
 	while (order) {
 		n = 1UL << order;
 		if (!((gfn ^ index) & (n - 1)) &&
@@ -1207,7 +1240,14 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 	if (IS_ERR(folio))
 		return folio;
 
-	if (folio_test_hwpoison(folio)) {
+	/*
+	 * A hugetlb folio knows only that some page of it is poisoned (files
+	 * that split give the exact pages when they look it up); a piece of
+	 * one, or a small folio, knows each page, and a piece with a poisoned
+	 * page is mapped a page at a time (kvm_gmem_mapping_order()).
+	 */
+	if (folio_test_hugetlb(folio) ? folio_test_hwpoison(folio) :
+	    PageHWPoison(folio_file_page(folio, index))) {
 		folio_unlock(folio);
 		folio_put(folio);
 		return ERR_PTR(-EHWPOISON);

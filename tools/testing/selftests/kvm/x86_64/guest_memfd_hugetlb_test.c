@@ -33,6 +33,20 @@
  *    and hole punches, with every value read checked.
  * After every test the free and reserved counts of both pools are exactly
  * what they were before it.
+ *
+ * With -p, memory failure instead (CONFIG_MEMORY_FAILURE, the hwpoison
+ * injector in debugfs, root); it takes huge pages out of the pools for
+ * good, so it runs last in a boot:
+ *  - a page of a whole 2M or 1G hugetlb folio is poisoned: the vCPU's
+ *    access to it fails with EHWPOISON and a memory fault exit, the other
+ *    pages keep their data (the folio is split, so that only the exact
+ *    page is lost, and the piece holding it is mapped with 4K pages); the
+ *    host gets SIGBUS on it once it is shared; it is never merged back;
+ *    closing the file gives the pool all but the one poisoned huge page,
+ *    which hugetlb dissolves;
+ *  - the same for pages poisoned after a split, in a 2M piece and in a
+ *    single page of a 1G file;
+ *  - a 4K guest_memfd page, for comparison.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +60,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -641,7 +656,10 @@ static unsigned long meminfo_kb(const char *field)
 	return v;
 }
 
-/* A VM with one vCPU and a memslot on an mmap'ed hugetlb guest_memfd. */
+/*
+ * A VM with one vCPU and a memslot on an mmap'ed guest_memfd, hugetlb
+ * backed unless @hs is NULL.
+ */
 struct mvm {
 	struct kvm_vm *vm;
 	struct kvm_vcpu *vcpu;
@@ -663,8 +681,9 @@ static void mvm_create(struct mvm *m, const struct hsize *hs, uint64_t size,
 	m->size = size;
 	m->vm = vm_create_shape_with_one_vcpu(protected_vm_shape, &m->vcpu,
 					      guest);
-	m->fd = vm_create_guest_memfd(m->vm, size, GUEST_MEMFD_FLAG_HUGETLB |
-				      hs->flag | GUEST_MEMFD_FLAG_MMAP | flags);
+	m->fd = vm_create_guest_memfd(m->vm, size,
+				      (hs ? GUEST_MEMFD_FLAG_HUGETLB | hs->flag : 0) |
+				      GUEST_MEMFD_FLAG_MMAP | flags);
 	m->resv = mmap(NULL, size + SZ_1G, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	TEST_ASSERT(m->resv != MAP_FAILED, "mmap failed");
@@ -1224,21 +1243,395 @@ static void pin_to_one_cpu(void)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-r N]\n"
-	       " -r N: run only the 1G mmap race, N times (stress mode)\n",
+	printf("usage: %s [-r N] [-p] [-s N]\n"
+	       " -r N: run only the 1G mmap race, N times (stress mode)\n"
+	       " -p: run only the memory failure tests (they shrink the pools)\n"
+	       " -s N: only N host-side split/merge cycles of a 1G page\n",
 	       name);
 	exit(KSFT_FAIL);
 }
 
+/* Memory failure: see the top of this file. */
+#define HWPOISON_INJECT	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+
+static uint64_t guest_target;
+static struct kvm_regs guest_read_regs;
+
+static void guest_read_code(void)
+{
+	for (;;)
+		GUEST_SYNC(READ_ONCE(*(uint64_t *)guest_target));
+}
+
+/* The pfn behind the host mapping at @addr (root sees pfns in pagemap). */
+static uint64_t host_pfn(void *addr)
+{
+	uint64_t e;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	TEST_ASSERT(fd >= 0, "cannot open pagemap");
+	TEST_ASSERT_EQ(pread(fd, &e, sizeof(e),
+			     ((uintptr_t)addr / getpagesize()) * sizeof(e)),
+		       sizeof(e));
+	close(fd);
+	TEST_ASSERT((e >> 63) & 1, "page at %p not present", addr);
+	TEST_ASSERT(e & ((1ULL << 55) - 1), "no pfn in pagemap (not root?)");
+	return e & ((1ULL << 55) - 1);
+}
+
+static bool poison_ready(void)
+{
+	if (geteuid())
+		return false;
+	if (access(HWPOISON_INJECT, W_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	return !access(HWPOISON_INJECT, W_OK);
+}
+
+/*
+ * Poison @pfn through the injector. What memory_failure() returns depends
+ * on what it found; that the page is poisoned shows in HardwareCorrupted.
+ */
+static void poison(uint64_t pfn)
+{
+	unsigned long before = meminfo_kb("HardwareCorrupted");
+	char text[32];
+	int fd, n;
+
+	fd = open(HWPOISON_INJECT, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "cannot open " HWPOISON_INJECT);
+	n = snprintf(text, sizeof(text), "%#lx\n", pfn);
+	if (write(fd, text, n) < 0)
+		ksft_print_msg("injector: pfn %#lx: %s\n", pfn,
+			       strerror(errno));
+	close(fd);
+	TEST_ASSERT_EQ(meminfo_kb("HardwareCorrupted"), before + 4);
+}
+
+static uint64_t poison_value(uint64_t off)
+{
+	return (GMEM_GPA + off) ^ 0xbad0bad0bad0ULL;
+}
+
+/*
+ * The guest reads the u64 at @off: 0 and *@val, or -EHWPOISON (checked to
+ * come with a memory fault exit for exactly that page). The vCPU starts
+ * each read afresh, so that a failed access is not retried.
+ */
+static int guest_read(struct mvm *m, uint64_t off, uint64_t *val)
+{
+	struct kvm_run *run = m->vcpu->run;
+	struct kvm_regs regs;
+	struct ucall uc;
+
+	guest_target = GMEM_GPA + off;
+	sync_global_to_guest(m->vm, guest_target);
+	regs = guest_read_regs;
+	vcpu_regs_set(m->vcpu, &regs);
+	if (__vcpu_run(m->vcpu)) {
+		TEST_ASSERT(errno == EHWPOISON, "KVM_RUN at %#lx: %s", off,
+			    strerror(errno));
+		TEST_ASSERT(run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
+			    run->memory_fault.gpa == GMEM_GPA + off,
+			    "poison at %#lx: exit %u gpa %#llx", off,
+			    run->exit_reason, run->memory_fault.gpa);
+		return -EHWPOISON;
+	}
+	TEST_ASSERT_KVM_EXIT_REASON(m->vcpu, KVM_EXIT_IO);
+	TEST_ASSERT_EQ(get_ucall(m->vcpu, &uc), UCALL_SYNC);
+	*val = uc.args[1];
+	return 0;
+}
+
+static void guest_expect(struct mvm *m, uint64_t off)
+{
+	uint64_t v = 0;
+
+	TEST_ASSERT(!guest_read(m, off, &v) && v == poison_value(off),
+		    "page at %#lx next to poison: %#lx, expected %#lx", off,
+		    v, poison_value(off));
+}
+
+static void guest_expect_poison(struct mvm *m, uint64_t off)
+{
+	uint64_t v = 0;
+
+	TEST_ASSERT(guest_read(m, off, &v) == -EHWPOISON,
+		    "the guest read poisoned memory at %#lx: %#lx", off, v);
+}
+
+static unsigned long pool_total(unsigned long size)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
+		 size >> 10);
+	return read_ulong(path);
+}
+
+/* Try to give the pool back the huge pages poison took (best effort). */
+static void pool_regrow(unsigned long size, unsigned long total)
+{
+	char path[128], text[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
+		 size >> 10);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return;
+	n = snprintf(text, sizeof(text), "%lu\n", total);
+	if (write(fd, text, n) < 0)
+		ksft_print_msg("cannot regrow the %luK pool\n", size >> 10);
+	close(fd);
+}
+
+/*
+ * Closing a file that held @lost poisoned huge pages of @hs: the pool has
+ * exactly those fewer pages, all the others free and unreserved again.
+ */
+static void pool_expect_lost(const struct hsize *hs, const struct pool *p,
+			     unsigned long total, unsigned long lost)
+{
+	struct pool now;
+
+	pool_read(hs->size, &now);
+	TEST_ASSERT(pool_total(hs->size) == total - lost &&
+		    now.free == p->free - lost && now.resv == p->resv,
+		    "%s pool after poison: total %lu free %lu resv %lu, expected %lu, %lu, %lu",
+		    hs->name, pool_total(hs->size), now.free, now.resv,
+		    total - lost, p->free - lost, p->resv);
+	pool_regrow(hs->size, total);
+}
+
+/* Host-write the poison pattern into the shared pages at @offs. */
+static void poison_fill(struct mvm *m, const uint64_t *offs, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		WRITE_ONCE(*(uint64_t *)(m->mem + offs[i]),
+			   poison_value(offs[i]));
+}
+
+/*
+ * A page of a whole hugetlb folio: the file starts shared, the host
+ * writes a few pages and learns the pfn of one, then converts everything
+ * to private, which merges the folio back whole (the guest maps it huge).
+ */
+static void test_poison_whole(const struct hsize *hs)
+{
+	bool gig = hs->size == SZ_1G;
+	uint64_t bad = (gig ? 3 * SZ_2M : 0) + 5 * 4096;
+	uint64_t near = bad + 4096, far = gig ? 7 * SZ_2M + 4096 : near;
+	uint64_t offs[] = { bad, near, far }, pfn, v = 0;
+	unsigned long total = pool_total(hs->size);
+	struct stats base;
+	struct pool p;
+	struct mvm m;
+
+	if (pool_available(hs->size) < 1) {
+		ksft_test_result_skip("poison %s: pool too small\n", hs->name);
+		return;
+	}
+	pool_read(hs->size, &p);
+	mvm_create(&m, hs, hs->size, GUEST_MEMFD_FLAG_INIT_SHARED,
+		   guest_read_code);
+	vcpu_regs_get(m.vcpu, &guest_read_regs);
+	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	pfn = host_pfn(m.mem + bad);
+	convert(m.fd, 0, hs->size, true);
+
+	stats_read(m.vm, &base);
+	guest_expect(&m, far);
+	guest_expect(&m, bad);
+	TEST_ASSERT(vm_get_stat(m.vm, hs->stat) == (gig ? base.pages_1g :
+						    base.pages_2m) + 1,
+		    "%s: the merged folio is not mapped huge", hs->name);
+
+	poison(pfn);
+	guest_expect_poison(&m, bad);
+	guest_expect(&m, near);
+	guest_expect(&m, far);
+
+	/* Shared, the poisoned page gives the host SIGBUS; its neighbour not. */
+	convert(m.fd, bad, 4096, false);
+	convert(m.fd, near, 4096, false);
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + bad), &v),
+		    "the host read a poisoned shared page: %#lx", v);
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + near), &v) &&
+		    v == poison_value(near), "shared neighbour: %#lx", v);
+	/* Back to private: the block stays split, the data stays. */
+	convert(m.fd, bad, 4096, true);
+	convert(m.fd, near, 4096, true);
+	guest_expect_poison(&m, bad);
+	guest_expect(&m, near);
+
+	mvm_destroy(&m);
+	pool_expect_lost(hs, &p, total, 1);
+	ksft_test_result_pass("poison in a whole %s folio\n", hs->name);
+}
+
+/*
+ * Poison after a split, on a 1G file: a page of a 2M piece and a page of
+ * a 2M block held as single pages (a shared page keeps it split). KVM
+ * has not mapped either block yet (see guestmem_hugetlb.c).
+ */
+static void test_poison_split(void)
+{
+	const struct hsize *hs = &sizes[1];
+	uint64_t a = 3 * SZ_2M + 5 * 4096, a1 = a + 4096;
+	uint64_t b = 5 * SZ_2M + 9 * 4096, b1 = b + 4096;
+	uint64_t shared = 5 * SZ_2M + 100 * 4096;
+	uint64_t offs[] = { a, a1, b, b1, shared }, pa, pb, v = 0;
+	unsigned long total = pool_total(hs->size);
+	struct pool p;
+	struct mvm m;
+
+	if (pool_available(hs->size) < 1) {
+		ksft_test_result_skip("poison after a split: pool too small\n");
+		return;
+	}
+	pool_read(hs->size, &p);
+	mvm_create(&m, hs, hs->size, GUEST_MEMFD_FLAG_INIT_SHARED,
+		   guest_read_code);
+	vcpu_regs_get(m.vcpu, &guest_read_regs);
+	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	pa = host_pfn(m.mem + a);
+	pb = host_pfn(m.mem + b);
+	convert(m.fd, 0, shared, true);
+	convert(m.fd, shared + 4096, hs->size - shared - 4096, true);
+
+	poison(pa);
+	poison(pb);
+	guest_expect_poison(&m, a);
+	guest_expect(&m, a1);
+	guest_expect_poison(&m, b);
+	guest_expect(&m, b1);
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + shared), &v) &&
+		    v == poison_value(shared), "shared page: %#lx", v);
+
+	/* Converting the last shared page back cannot merge the block. */
+	convert(m.fd, shared, 4096, true);
+	guest_expect_poison(&m, b);
+	guest_expect(&m, b1);
+
+	mvm_destroy(&m);
+	pool_expect_lost(hs, &p, total, 1);
+	ksft_test_result_pass("poison after a split: a 2M piece and a page\n");
+}
+
+/* The same on a 4K guest_memfd page. */
+static void test_poison_small(void)
+{
+	uint64_t bad = 5 * 4096, near = bad + 4096, offs[] = { bad, near };
+	uint64_t pfn, v = 0;
+	struct mvm m;
+
+	mvm_create(&m, NULL, SZ_2M, GUEST_MEMFD_FLAG_INIT_SHARED,
+		   guest_read_code);
+	vcpu_regs_get(m.vcpu, &guest_read_regs);
+	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	pfn = host_pfn(m.mem + bad);
+	convert(m.fd, 0, SZ_2M, true);
+	poison(pfn);
+	guest_expect_poison(&m, bad);
+	guest_expect(&m, near);
+	convert(m.fd, bad, 4096, false);
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + bad), &v),
+		    "the host read a poisoned shared page: %#lx", v);
+	mvm_destroy(&m);
+	ksft_test_result_pass("poison in a 4K guest_memfd\n");
+}
+
+static void test_poison(void)
+{
+	unsigned int i;
+
+	if (!poison_ready())
+		ksft_exit_skip("no hwpoison injector (root, debugfs, CONFIG_HWPOISON_INJECT)\n");
+	ksft_set_plan(ARRAY_SIZE(sizes) + 2);
+	for (i = 0; i < ARRAY_SIZE(sizes); i++)
+		test_poison_whole(&sizes[i]);
+	test_poison_split();
+	test_poison_small();
+	ksft_finished();
+}
+
+/*
+ * -s N: N cycles of splitting and merging a 1G page from the host alone
+ * (no vCPU runs): a host write to a page of an initially shared 1G file
+ * splits it down to that page, converting the file to private merges it
+ * back. For measuring how long the kernel runs non-preemptible meanwhile
+ * (scripts/vm/gmem-latency); checks the data and the pool like a test.
+ */
+static uint64_t cycle_off(unsigned int i)
+{
+	return (uint64_t)(i * 37 % 512) * SZ_2M + 4096 * (i % 7);
+}
+
+static void split_cycles(unsigned int n)
+{
+	const struct hsize *hs = &sizes[1];
+	struct kvm_vm *vm;
+	struct pool p[2];
+	unsigned int i;
+	uint8_t *mem;
+	int fd;
+
+	TEST_REQUIRE(pool_available(hs->size) >= 1);
+	pools_read(p);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = vm_create_guest_memfd(vm, SZ_1G, GUEST_MEMFD_FLAG_HUGETLB |
+				   hs->flag | GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, SZ_1G, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap of the guest_memfd failed");
+	ksft_set_plan(1);
+	convert(fd, 0, SZ_1G, true);
+	for (i = 0; i < n; i++) {
+		uint64_t v = 0;
+
+		/* Split down to one page, which the host writes. */
+		convert(fd, cycle_off(i), 4096, false);
+		WRITE_ONCE(*(uint64_t *)(mem + cycle_off(i)), cycle_off(i) ^ i);
+		/* The previous cycle's page kept its data through a merge. */
+		if (i) {
+			convert(fd, cycle_off(i - 1), 4096, false);
+			TEST_ASSERT(host_read((uint64_t *)(mem + cycle_off(i - 1)),
+					      &v) &&
+				    v == (cycle_off(i - 1) ^ (i - 1)),
+				    "cycle %u: %#lx", i, v);
+		}
+		/* Everything private: merged back into the 1G folio. */
+		convert(fd, 0, SZ_1G, true);
+	}
+	munmap(mem, SZ_1G);
+	close(fd);
+	kvm_vm_free(vm);
+	pools_exact(p, "after the split cycles");
+	ksft_test_result_pass("%u split and merge cycles of a 1G page\n", n);
+	ksft_finished();
+}
+
 int main(int argc, char *argv[])
 {
-	unsigned int i, races = 0;
+	unsigned int i, races = 0, cycles = 0;
+	bool hwpoison = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:h")) != -1) {
+	while ((opt = getopt(argc, argv, "r:ps:h")) != -1) {
 		switch (opt) {
+		case 's':
+			cycles = atoi_positive("Number of cycles", optarg);
+			break;
 		case 'r':
 			races = atoi_positive("Number of races", optarg);
+			break;
+		case 'p':
+			hwpoison = true;
 			break;
 		default:
 			help(argv[0]);
@@ -1260,6 +1653,10 @@ int main(int argc, char *argv[])
 			       read_ulong("/proc/sys/vm/hugetlb_optimize_vmemmap") ?
 			       "on" : "off");
 	signal(SIGBUS, sigbus_handler);
+	if (hwpoison)
+		test_poison();
+	if (cycles)
+		split_cycles(cycles);
 	if (races) {
 		ksft_set_plan(races);
 		for (i = 0; i < races; i++)
