@@ -147,6 +147,13 @@ struct guestmem_split {
 	struct list_head orphan;
 };
 
+/*
+ * What the page cache holds in place of folios that a split or merge is
+ * rewriting: a value entry, which lookups take for a hole (see the top of
+ * this file). Never seen without @lock held by the one rewriting.
+ */
+#define GUESTMEM_BUSY	xa_mk_value(0x676d656d)
+
 static LIST_HEAD(guestmem_orphans);
 static DEFINE_SPINLOCK(guestmem_orphan_lock);
 static void guestmem_orphan_fn(struct work_struct *work);
@@ -404,12 +411,37 @@ out:
 }
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_get_folio, "kvm");
 
-/*
- * What the page cache holds in place of folios that a split or merge is
- * rewriting: a value entry, which lookups take for a hole (see the top of
- * this file). Never seen without @lock held by the one rewriting.
+/**
+ * guestmem_hugetlb_lookup() - the folio of a file index, without allocating
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the file
+ *
+ * As filemap_get_folio(), but a folio that a split or merge is rewriting
+ * is waited for rather than taken for a hole (see the top of this file).
+ *
+ * Context: process context, may sleep.
+ * Return: the folio containing @index with a reference held (not locked),
+ * or ERR_PTR(-ENOENT) if the file has none there.
  */
-#define GUESTMEM_BUSY	xa_mk_value(0x676d656d)
+struct folio *guestmem_hugetlb_lookup(struct guestmem_hugetlb *gh,
+				      struct address_space *mapping,
+				      pgoff_t index)
+{
+	void *entry;
+
+	for (;;) {
+		entry = filemap_get_entry(mapping, index);
+		if (entry != GUESTMEM_BUSY)
+			break;
+		mutex_lock(&gh->lock);
+		mutex_unlock(&gh->lock);
+	}
+	if (!entry || xa_is_value(entry))
+		return ERR_PTR(-ENOENT);
+	return entry;
+}
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_lookup, "kvm");
 
 /*
  * Turn the 2^@order frozen, untyped pages at @head into folios of
@@ -420,9 +452,11 @@ EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_get_folio, "kvm");
  * yields the CPU as it goes.
  *
  * A page keeps PG_hwpoison, which memory_failure() may also set while
- * this runs (atomically, so the flag updates here are atomic too), and a
- * new large folio with a poisoned page is marked as having one. Returns
- * whether a page is poisoned.
+ * this runs (atomically, so the flag updates here are atomic too, but
+ * prep_compound_page()'s are not: a caller that makes a hugetlb folio
+ * looks again once memory_failure() takes it as one), and a new large
+ * folio with a poisoned page is marked as having one. Returns whether a
+ * page is poisoned.
  */
 static bool guestmem_reformat(struct page *head, unsigned int order,
 			      unsigned int new_order, unsigned long flags,
@@ -433,9 +467,17 @@ static bool guestmem_reformat(struct page *head, unsigned int order,
 
 	for (i = 0; i < nr; i++) {
 		struct page *p = nth_page(head, i);
+		unsigned long keep = __PG_HWPOISON;
 
-		/* Drops PG_head and, in pages 1-3, the old folio's fields. */
-		atomic_long_andnot(PAGEFLAGS_MASK & ~__PG_HWPOISON,
+		/*
+		 * Drops PG_head and, in pages 1-3, the old folio's fields.
+		 * The first page keeps its lock and waiters: the caller of a
+		 * split holds the lock, and memory_failure() may sleep on it
+		 * without a reference.
+		 */
+		if (!i)
+			keep |= BIT(PG_locked) | BIT(PG_waiters);
+		atomic_long_andnot(PAGEFLAGS_MASK & ~keep,
 				   (atomic_long_t *)&p->flags);
 		poisoned |= PageHWPoison(p);
 		clear_compound_head(p);
@@ -486,11 +528,9 @@ static void guestmem_account(struct folio *folio, unsigned int order,
 /*
  * Make the frozen, reformatted folio of order huge_page_order(@s->h) at
  * @s->head a hugetlb folio again, as guestmem_hugetlb_alloc() handed it
- * out: subpool, private flags, active list; with @optimize (only for a
- * folio outside the page cache, see the top of this file), HVO.
+ * out: subpool, private flags (migratable among them), active list.
  */
-static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s,
-					      bool optimize)
+static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s)
 {
 	struct folio *folio = page_folio(s->head);
 
@@ -502,9 +542,6 @@ static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s,
 	hugetlb_set_folio_subpool(folio, s->spool);
 	set_hugetlb_cgroup(folio, NULL);
 	set_hugetlb_cgroup_rsvd(folio, NULL);
-	/* Best effort, as for a new folio; needs the count frozen. */
-	if (optimize)
-		hugetlb_vmemmap_optimize_folio(s->h, folio);
 	return folio;
 }
 
@@ -512,21 +549,6 @@ static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s,
 static int guestmem_piece_refs(struct folio *piece, bool in_cache)
 {
 	return 1 + (in_cache ? folio_nr_pages(piece) : 0);
-}
-
-/*
- * Freeze a piece at the count nobody else holds: guestmem_piece_refs(),
- * and for a poisoned single page outside the page cache also that plus
- * memory_failure()'s reference, which the caller then owns.
- */
-static bool guestmem_freeze_piece(struct folio *piece, bool in_cache)
-{
-	int refs = guestmem_piece_refs(piece, in_cache);
-
-	if (!in_cache && !folio_test_large(piece) &&
-	    folio_test_hwpoison(piece) && folio_ref_freeze(piece, refs + 1))
-		return true;
-	return folio_ref_freeze(piece, refs);
 }
 
 /* Unfreeze the pieces of the first @nr pages at @head. */
@@ -564,7 +586,8 @@ static int guestmem_freeze_pieces(struct page *head, unsigned int order,
 		if (in_cache && folio_contain_hwpoisoned_page(piece))
 			ret = -EHWPOISON;
 		else if (folio_mapped(piece) ||
-			 !guestmem_freeze_piece(piece, in_cache))
+			 !folio_ref_freeze(piece, guestmem_piece_refs(piece,
+								       in_cache)))
 			ret = -EAGAIN;
 		if (ret) {
 			guestmem_unfreeze_pieces(head, i, in_cache);
@@ -609,6 +632,50 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 		folio_unlock(piece);
 		cond_resched();
 	}
+}
+
+/*
+ * memory_failure()'s reference on a hugetlb folio: it keeps one when it
+ * handles a folio in use, which it takes only if migratable and which it
+ * then makes unmigratable (the folios of a file are migratable from their
+ * insertion, see guestmem_hugetlb_get_folio()).
+ */
+static int guestmem_mf_refs(struct folio *folio)
+{
+	return folio_test_hugetlb(folio) && folio_test_hwpoison(folio) &&
+	       !folio_test_hugetlb_migratable(folio);
+}
+
+/*
+ * A hugetlb folio made from pieces: give it the raw page list of the
+ * poisoned pages among its @nr pages, as memory_failure() would have, so
+ * that hugetlb dissolves it rather than reuse it. Looks at every page once
+ * the folio is a hugetlb folio again, when memory_failure() no longer sets
+ * the flag of a raw page. Returns whether a page is poisoned.
+ */
+static bool guestmem_poison_to_list(struct folio *folio)
+{
+	unsigned long i, nr = folio_nr_pages(folio);
+	bool poisoned = false;
+
+	for (i = 0; i < nr; i++) {
+		struct page *page = folio_page(folio, i);
+
+		if (!(i & 511))
+			cond_resched();
+		if (!PageHWPoison(page))
+			continue;
+		poisoned = true;
+		spin_lock_irq(&hugetlb_lock);
+		hugetlb_update_hwpoison(folio, page);
+		spin_unlock_irq(&hugetlb_lock);
+		/* The list and the folio's flag say it now. */
+		if (i)
+			ClearPageHWPoison(page);
+	}
+	if (poisoned && folio_nr_pages(folio) > 1)
+		folio_clear_has_hwpoisoned(folio);
+	return poisoned;
 }
 
 /*
@@ -722,19 +789,22 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		goto erase;
 
 	/*
-	 * Hide it: the page cache's references and ours; a piece's anchor;
-	 * memory_failure()'s on a poisoned hugetlb folio.
+	 * Hide it, then freeze it at the page cache's references and ours,
+	 * a piece's anchor and memory_failure()'s on a hugetlb folio it took
+	 * as in use (it keeps one exactly when it clears migratable). Hidden
+	 * first, it is never frozen in sight of a lookup. Both stores have
+	 * the folio entry's shape: they allocate nothing and cannot fail.
 	 */
 	xas_set_order(&xhide, base, order);
 	xas_lock_irq(&xhide);
+	xas_store(&xhide, GUESTMEM_BUSY);
 	if (!folio_ref_freeze(folio, nr + 1 + !hugetlb +
-			      (hugetlb && folio_test_hwpoison(folio)))) {
+			      guestmem_mf_refs(folio))) {
+		xas_store(&xhide, folio);
 		xas_unlock_irq(&xhide);
 		ret = -EAGAIN;
 		goto erase;
 	}
-	/* Same shape as the folio's entry: allocates nothing, cannot fail. */
-	xas_store(&xhide, GUESTMEM_BUSY);
 	if (hugetlb)
 		guestmem_account(folio, new_order, nr);
 	else
@@ -752,10 +822,9 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	}
 
 	flags = folio->flags & (BIT(PG_uptodate) | BIT(PG_dirty));
+	/* The first piece stays locked: ours, unlocked below. */
 	guestmem_reformat(&folio->page, order, new_order, flags, mapping,
 			  base);
-	/* We still hold the lock of the first piece. */
-	__folio_set_locked(folio);
 
 	xas_lock_irq(&xas);
 	xas_split(&xas, GUESTMEM_BUSY, order);
@@ -767,15 +836,20 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		xas_unlock_irq(&xas2);
 	}
 
-	/* Publish the pieces, each live before lookups can find it. */
+	/*
+	 * Publish the pieces, each live before lookups can find it, each
+	 * stored over its whole placeholder entry (siblings included, so
+	 * that the nodes' value counts stay right).
+	 */
 	for (i = 0; i < nr >> new_order; i++) {
 		piece = page_folio(nth_page(&folio->page,
 					    (unsigned long)i << new_order));
 		/* Ours too on the first: unlocked and dropped below. */
 		folio_ref_unfreeze(piece, step + 1 + !i);
-		xa_lock_irq(&mapping->i_pages);
-		__xa_store(&mapping->i_pages, piece->index, piece, 0);
-		xa_unlock_irq(&mapping->i_pages);
+		xas_set_order(&xhide, piece->index, new_order);
+		xas_lock_irq(&xhide);
+		xas_store(&xhide, piece);
+		xas_unlock_irq(&xhide);
 		if (!(i & 63))
 			cond_resched();
 	}
@@ -892,7 +966,9 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	folio = page_folio(head);
 	if (order == horder) {
 		xa_erase(&gh->split, base >> horder);
-		guestmem_restore_hugetlb(s, false);
+		guestmem_restore_hugetlb(s);
+		/* Poisoned while it was rewritten: hugetlb's way from now. */
+		guestmem_poison_to_list(folio);
 		kfree(s);
 		folio_ref_unfreeze(folio, nr);
 	} else {
@@ -917,25 +993,34 @@ out:
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_merge, "kvm");
 
 /*
- * A poisoned huge page that left the file and went back to the pool (its
- * raw page list says which pages are poisoned): dissolve it, as memory
- * failure handling does for hugetlbfs pages, so that its healthy pages
- * return to the buddy allocator and its poisoned ones are never handed
- * out again. If hugetlb cannot dissolve it now (its pool has no page to
- * spare for reservations), it stays in the pool, where nobody allocates a
- * poisoned folio.
+ * Free a poisoned hugetlb folio that left the file, holding the last
+ * reference: to the pool (reservation and subpool accounting as for any
+ * folio, and nobody allocates a poisoned folio), then dissolve it, as
+ * memory failure handling does for hugetlbfs pages, so that its healthy
+ * pages return to the buddy allocator and its poisoned ones are taken out
+ * of it for good (kept with a reference, as memory_failure() does). If
+ * hugetlb cannot dissolve it now (its pool has no page to spare for
+ * reservations), it stays in the pool's free list, where nobody takes it.
+ * Its vmemmap is restored first, so that hugetlb frees it at once even as
+ * a surplus page, before the poisoned pages are looked for.
  */
-static void guestmem_dissolve_poisoned(struct folio *folio)
+static void guestmem_free_poisoned(struct folio *folio)
 {
-	unsigned long pfn = folio_pfn(folio), nr = folio_nr_pages(folio), i;
+	struct hstate *h = folio_hstate(folio);
+	unsigned long pfn = folio_pfn(folio), nr = pages_per_huge_page(h), i;
 	struct page *page;
 
+	if (folio_test_hugetlb_vmemmap_optimized(folio) &&
+	    folio_ref_freeze(folio, 1)) {
+		hugetlb_vmemmap_restore_folio(h, folio);
+		folio_ref_unfreeze(folio, 1);
+	}
+	folio_put(folio);
 	if (dissolve_free_hugetlb_folio(folio))
 		return;
 	drain_all_pages(page_zone(pfn_to_page(pfn)));
 	for (i = 0; i < nr; i++) {
 		page = pfn_to_page(pfn + i);
-		/* Kept with a reference, as memory_failure() does. */
 		if (PageHWPoison(page) && take_page_off_buddy(page))
 			page_ref_inc(page);
 		if (!(i & 511))
@@ -952,36 +1037,24 @@ static void guestmem_dissolve_poisoned(struct folio *folio)
 static int guestmem_free_split(struct guestmem_split *s)
 {
 	unsigned int order = huge_page_order(s->h);
-	unsigned long or, and, i, nr = 1UL << order;
+	unsigned long or, and;
 	struct folio *folio;
-	bool poisoned;
 
 	if (guestmem_freeze_pieces(s->head, order, false, &or, &and))
 		return -EAGAIN;
-	poisoned = guestmem_reformat(s->head, order, order, 0, NULL, 0);
-	/* The raw page list needs the tail pages: no HVO for it. */
-	folio = guestmem_restore_hugetlb(s, !poisoned);
-	if (poisoned) {
-		for (i = 0; i < nr; i++) {
-			struct page *page = nth_page(s->head, i);
-
-			if (!PageHWPoison(page))
-				continue;
-			spin_lock_irq(&hugetlb_lock);
-			hugetlb_update_hwpoison(folio, page);
-			spin_unlock_irq(&hugetlb_lock);
-			/* The list and the folio's flag say it now. */
-			if (i)
-				ClearPageHWPoison(page);
-			if (!(i & 511))
-				cond_resched();
-		}
+	guestmem_reformat(s->head, order, order, 0, NULL, 0);
+	folio = guestmem_restore_hugetlb(s);
+	if (guestmem_poison_to_list(folio)) {
+		/* The raw page list needs the tail pages: no HVO for it. */
+		folio_ref_unfreeze(folio, 1);
+		guestmem_free_poisoned(folio);
+	} else {
+		/* Best effort, as for a new folio; needs the count frozen. */
+		hugetlb_vmemmap_optimize_folio(s->h, folio);
+		folio_ref_unfreeze(folio, 1);
+		/* free_huge_folio(): back to the pool and the subpool. */
+		folio_put(folio);
 	}
-	folio_ref_unfreeze(folio, 1);
-	/* free_huge_folio(): back to the pool and the subpool. */
-	folio_put(folio);
-	if (poisoned)
-		guestmem_dissolve_poisoned(folio);
 	kfree(s);
 	return 0;
 }
@@ -1104,15 +1177,16 @@ void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 
 	/*
 	 * Ours and memory_failure()'s are all that is left once truncation
-	 * dropped the page cache's: free it (to the pool, where nobody takes
-	 * a poisoned folio), then dissolve it. Anybody else's keeps it.
+	 * dropped the page cache's: take over the latter and free it. A
+	 * folio somebody else still holds stays theirs (and out of the pool).
 	 */
 	for (i = 0; i < folio_batch_count(&poisoned); i++) {
+		int refs = 1 + guestmem_mf_refs(poisoned.folios[i]);
+
 		folio = poisoned.folios[i];
-		if (folio_ref_freeze(folio, 2)) {
+		if (folio_ref_freeze(folio, refs)) {
 			folio_ref_unfreeze(folio, 1);
-			folio_put(folio);
-			guestmem_dissolve_poisoned(folio);
+			guestmem_free_poisoned(folio);
 		} else {
 			folio_put(folio);
 		}

@@ -33,6 +33,9 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 			       struct address_space *mapping, loff_t lstart,
 			       loff_t lend);
+struct folio *guestmem_hugetlb_lookup(struct guestmem_hugetlb *gh,
+				      struct address_space *mapping,
+				      pgoff_t index);
 #else
 static inline struct guestmem_hugetlb *
 guestmem_hugetlb_create(unsigned int page_shift, loff_t size, bool splittable)
@@ -80,6 +83,13 @@ static inline void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 					     struct address_space *mapping,
 					     loff_t lstart, loff_t lend)
 {
+}
+
+static inline struct folio *
+guestmem_hugetlb_lookup(struct guestmem_hugetlb *gh,
+			struct address_space *mapping, pgoff_t index)
+{
+	return ERR_PTR(-ENOENT);
 }
 #endif
 

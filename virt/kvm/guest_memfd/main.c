@@ -18,6 +18,7 @@
 #include <linux/mount.h>
 #include <linux/pagemap.h>
 #include <linux/pseudo_fs.h>
+#include <linux/workqueue.h>
 
 #include "../kvm_mm.h"
 #include "gmem.h"
@@ -646,17 +647,39 @@ static int kvm_gmem_migrate_folio(struct address_space *mapping,
 	return -EBUSY;
 }
 
-static int kvm_gmem_error_folio(struct address_space *mapping, struct folio *folio)
-{
-	struct kvm_gmem_inode *gi = KVM_GMEM_I(mapping->host);
+/* Zaps KVM's mappings of poisoned pages whose invalidate lock was busy. */
+static struct workqueue_struct *kvm_gmem_wq;
+
+struct kvm_gmem_error_work {
+	struct work_struct work;
+	struct inode *inode;
 	pgoff_t start, end;
+};
+
+static void kvm_gmem_error_zap(struct inode *inode, pgoff_t start,
+			       pgoff_t end)
+{
+	kvm_gmem_invalidate_begin(KVM_GMEM_I(inode), start, end);
+	kvm_gmem_invalidate_end(KVM_GMEM_I(inode), start, end);
+}
+
+static void kvm_gmem_error_fn(struct work_struct *work)
+{
+	struct kvm_gmem_error_work *w =
+		container_of(work, struct kvm_gmem_error_work, work);
+	struct address_space *mapping = w->inode->i_mapping;
 
 	filemap_invalidate_lock_shared(mapping);
+	kvm_gmem_error_zap(w->inode, w->start, w->end);
+	filemap_invalidate_unlock_shared(mapping);
+	iput(w->inode);
+	kfree(w);
+}
 
-	start = folio->index;
-	end = start + folio_nr_pages(folio);
-
-	kvm_gmem_invalidate_begin(gi, start, end);
+static int kvm_gmem_error_folio(struct address_space *mapping, struct folio *folio)
+{
+	pgoff_t start = folio->index, end = start + folio_nr_pages(folio);
+	struct kvm_gmem_error_work *w;
 
 	/*
 	 * Do not truncate the range, what action is taken in response to the
@@ -665,12 +688,30 @@ static int kvm_gmem_error_folio(struct address_space *mapping, struct folio *fol
 	 * access a poisoned page, kvm_gmem_get_pfn() will return -EHWPOISON,
 	 * at which point KVM can either terminate the VM or propagate the
 	 * error to userspace.
+	 *
+	 * memory_failure() calls this with the folio locked, while
+	 * truncation and conversion lock folios under the invalidate lock:
+	 * only try that lock here, and if it is taken, zap KVM's mappings
+	 * from a work item (new faults on the page fail meanwhile).  An inode
+	 * already being evicted needs no zap.
 	 */
-
-	kvm_gmem_invalidate_end(gi, start, end);
-
-	filemap_invalidate_unlock_shared(mapping);
-
+	if (filemap_invalidate_trylock_shared(mapping)) {
+		kvm_gmem_error_zap(mapping->host, start, end);
+		filemap_invalidate_unlock_shared(mapping);
+		return MF_DELAYED;
+	}
+	w = kmalloc(sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return MF_DELAYED;
+	w->inode = igrab(mapping->host);
+	if (!w->inode) {
+		kfree(w);
+		return MF_DELAYED;
+	}
+	w->start = start;
+	w->end = end;
+	INIT_WORK(&w->work, kvm_gmem_error_fn);
+	queue_work(kvm_gmem_wq, &w->work);
 	return MF_DELAYED;
 }
 
@@ -810,13 +851,19 @@ int kvm_gmem_init(struct module *module)
 	if (r)
 		return r;
 
+	kvm_gmem_wq = alloc_workqueue("kvm_gmem", 0, 0);
+	if (!kvm_gmem_wq) {
+		r = -ENOMEM;
+		goto err_state;
+	}
+
 	kvm_gmem_inode_cache = kmem_cache_create("kvm_gmem_inode",
 						 sizeof(struct kvm_gmem_inode),
 						 0, SLAB_ACCOUNT,
 						 kvm_gmem_inode_once);
 	if (!kvm_gmem_inode_cache) {
 		r = -ENOMEM;
-		goto err_state;
+		goto err_wq;
 	}
 
 	kvm_gmem_mnt = kern_mount(&kvm_gmem_fs);
@@ -830,6 +877,8 @@ int kvm_gmem_init(struct module *module)
 
 err_cache:
 	kmem_cache_destroy(kvm_gmem_inode_cache);
+err_wq:
+	destroy_workqueue(kvm_gmem_wq);
 err_state:
 	kvm_gmem_state_cache_exit();
 	return r;
@@ -837,6 +886,8 @@ err_state:
 
 void kvm_gmem_exit(void)
 {
+	/* Its work items drop inodes of the filesystem: first. */
+	destroy_workqueue(kvm_gmem_wq);
 	kern_unmount(kvm_gmem_mnt);
 	kvm_gmem_mnt = NULL;
 	rcu_barrier();

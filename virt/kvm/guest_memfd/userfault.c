@@ -664,6 +664,20 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
  * Return: 0 if the fault goes on as without userfaultfd, else what the
  * fault returns.
  */
+/*
+ * The folio at @index, if the page cache has one; on a hugetlb file, a
+ * folio being split or merged is waited for, not taken for a hole.
+ */
+static struct folio *kvm_gmem_uf_lookup(struct kvm_gmem_inode *gi,
+					pgoff_t index)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+
+	if (gi->hugetlb)
+		return guestmem_hugetlb_lookup(gi->hugetlb, mapping, index);
+	return filemap_get_folio(mapping, index);
+}
+
 vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -678,7 +692,7 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 	if (!userfaultfd_minor(vma) && !userfaultfd_missing(vma))
 		return 0;
 	missing = kvm_gmem_page_missing(gi, vmf->pgoff);
-	folio = filemap_get_folio(mapping, vmf->pgoff);
+	folio = kvm_gmem_uf_lookup(gi, vmf->pgoff);
 	cached = !IS_ERR(folio) && folio_test_uptodate(folio);
 	poisoned = !IS_ERR(folio) &&
 		   (folio_test_hwpoison(folio) ||
@@ -729,7 +743,7 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 	    !kvm_gmem_page_shared(gi, pgoff))
 		goto out;
 	if (cont) {
-		folio = filemap_get_folio(mapping, pgoff);
+		folio = kvm_gmem_uf_lookup(gi, pgoff);
 		if (IS_ERR(folio))
 			goto out;
 		folio_put(folio);

@@ -46,7 +46,8 @@
  *    which hugetlb dissolves;
  *  - the same for pages poisoned after a split, in a 2M piece and in a
  *    single page of a 1G file;
- *  - a 4K guest_memfd page, for comparison.
+ *  - a 4K guest_memfd page, for comparison, and post-copy over it: a
+ *    missing poisoned page resolves to EHWPOISON and becomes present.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1523,6 +1524,48 @@ static void test_poison_split(void)
 	ksft_test_result_pass("poison after a split: a 2M piece and a page\n");
 }
 
+/*
+ * Post-copy over a poisoned page (@bad, @bad + 4096 healthy): both marked
+ * missing, KVM_GMEM_RESOLVE of the two stops at the poisoned one with
+ * EHWPOISON and makes it present (its contents can never come), the
+ * guest's access then fails as for any poisoned page; the healthy one
+ * takes the new contents.
+ */
+static void poison_missing(struct mvm *m, uint64_t bad)
+{
+	struct kvm_gmem_range range = { .offset = bad, .size = 2 * 4096 };
+	struct kvm_gmem_userfault uf = {
+		.op = KVM_GMEM_USERFAULT_SET,
+		.ranges = (uintptr_t)&range,
+		.nr_ranges = 1,
+	};
+	uint64_t buf[2 * 4096 / 8] = {}, bm = 0, v = 0;
+	struct kvm_gmem_userfault_bitmap get = {
+		.offset = bad, .size = 2 * 4096, .bitmap = (uintptr_t)&bm,
+	};
+	struct kvm_gmem_resolve r = {
+		.offset = bad, .size = 2 * 4096, .src = (uintptr_t)buf,
+	};
+
+	TEST_ASSERT(!ioctl(m->fd, KVM_GMEM_SET_USERFAULT, &uf),
+		    "KVM_GMEM_SET_USERFAULT: %s", strerror(errno));
+	buf[4096 / 8] = 0x600d600dULL;
+	TEST_ASSERT(ioctl(m->fd, KVM_GMEM_RESOLVE, &r) == -1 &&
+		    errno == EHWPOISON && !r.resolved,
+		    "resolve over a poisoned page: %s, %llu resolved",
+		    strerror(errno), r.resolved);
+	TEST_ASSERT(!ioctl(m->fd, KVM_GMEM_GET_USERFAULT, &get) && bm == 2,
+		    "missing bits after EHWPOISON: %#lx", bm);
+	guest_expect_poison(m, bad);
+	r.offset = bad + 4096;
+	r.size = 4096;
+	r.src = (uintptr_t)&buf[4096 / 8];
+	TEST_ASSERT(!ioctl(m->fd, KVM_GMEM_RESOLVE, &r) && r.resolved == 4096,
+		    "resolve of the healthy page: %s", strerror(errno));
+	TEST_ASSERT(!guest_read(m, bad + 4096, &v) && v == 0x600d600dULL,
+		    "resolved page: %#lx", v);
+}
+
 /* The same on a 4K guest_memfd page. */
 static void test_poison_small(void)
 {
@@ -1539,6 +1582,7 @@ static void test_poison_small(void)
 	poison(pfn);
 	guest_expect_poison(&m, bad);
 	guest_expect(&m, near);
+	poison_missing(&m, bad);
 	convert(m.fd, bad, 4096, false);
 	TEST_ASSERT(!host_read((uint64_t *)(m.mem + bad), &v),
 		    "the host read a poisoned shared page: %#lx", v);

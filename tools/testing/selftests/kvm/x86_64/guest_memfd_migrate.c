@@ -91,6 +91,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -168,6 +169,11 @@ static void guest_code(uint64_t id)
 
 			if (READ_ONCE(guest_stop))
 				GUEST_SYNC2(SYNC_STOPPED, gen);
+			/* What the last pass left, migrated or not. */
+			for (k = 0; k < WORDS; k++)
+				GUEST_ASSERT_EQ(READ_ONCE(p[k * WSTRIDE / 8]),
+						pattern(off + k * WSTRIDE, id,
+							gen - 1));
 			for (k = 0; k < WORDS; k++)
 				WRITE_ONCE(p[k * WSTRIDE / 8],
 					   pattern(off + k * WSTRIDE, id, gen));
@@ -209,6 +215,7 @@ struct mig_msg {
  * @to_shared_ms: the source's conversion of everything to shared
  * @shared: pages shared when the source stopped
  * @precopy: pages the source pre-copies
+ * @stop_ns: when the source's vCPUs stopped (CLOCK_MONOTONIC)
  */
 struct mig_hdr {
 	uint64_t magic;
@@ -225,6 +232,7 @@ struct mig_hdr {
 	uint64_t to_shared_ms;
 	uint64_t shared;
 	uint64_t precopy;
+	uint64_t stop_ns;
 };
 
 /**
@@ -247,13 +255,14 @@ struct mig_hdr {
  * @checks: pages the destination host checked while the guest ran
  * @stats_complete: KVM pages_4k/2m/1g when memory was complete
  * @stats_pass: the same after memory was complete and a pass
- * @stats_zapped: the same right after the collapse (guest_memfd)
  * @stats_collapse: the same after the collapse and a pass (guest_memfd)
  * @collapse_us: the collapse (KVM_GMEM_USERFAULT_FLAG_COLLAPSE)
  * @verify_ms: the final verification
  * @verify_map_ms: of which checking the shared/private state
  * @map_probed: pages whose shared/private state was probed
  * @verified: pages verified
+ * @downtime_ns: from the source's stop to the destination's start
+ * @poisoned: pages KVM_GMEM_RESOLVE found poisoned (present, lost)
  * @why: the reason of a failure or of the stop
  */
 struct mig_result {
@@ -265,7 +274,8 @@ struct mig_result {
 	uint64_t run_before_complete_ns;
 	uint64_t checks;
 	uint64_t stats_complete[3], stats_pass[3];
-	uint64_t stats_zapped[3], stats_collapse[3], collapse_us;
+	uint64_t stats_collapse[3], collapse_us;
+	uint64_t downtime_ns, poisoned;
 	uint64_t verify_ms, verify_map_ms, map_probed;
 	uint64_t verified;
 	char why[160];
@@ -339,6 +349,8 @@ static struct {
 	uint64_t present;
 	int uffd;
 	uint64_t *uwait_t0;
+	uint64_t t_complete;	/* when the last page became present */
+	struct mig_ctl stop_ctl;	/* the guest's counters at the stop */
 	struct samples ulat;	/* userfaultfd event to wake */
 	struct mig_result res;
 } mig = {
@@ -417,15 +429,16 @@ static bool xsend(int fd, const void *buf, size_t len)
 	return xfer(fd, (void *)buf, len, true);
 }
 
-static unsigned long pool_free(uint64_t page_size)
+/* A hugetlb pool's count (free_hugepages, resv_hugepages), 0 without it. */
+static unsigned long pool_count(uint64_t page_size, const char *what)
 {
 	char path[96];
 	unsigned long n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path),
-		 "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
-		 page_size >> 10);
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/%s",
+		 page_size >> 10, what);
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
@@ -1005,7 +1018,8 @@ static void __noreturn run_source(int sock, int req)
 	WRITE_ONCE(mig.checker_stop, true);
 	pthread_join(checker, NULL);
 	TEST_ASSERT(stop_vcpus(), "source vCPUs did not stop");
-	hdr.ran_ms = (now_ns() - t0) / 1000000;
+	hdr.stop_ns = now_ns();
+	hdr.ran_ms = (hdr.stop_ns - t0) / 1000000;
 	read_stats(hdr.stats);
 
 	/* The map first, then everything shared to read it. */
@@ -1111,7 +1125,8 @@ static void mark_present(uint64_t pg, uint64_t n)
 	for (i = pg; i < pg + n; i++) {
 		if (mig.state[i] & PG_PRESENT)
 			continue;
-		mig.present++;
+		if (++mig.present == mig.npages)
+			mig.t_complete = t;
 		if (mig.state[i] & PG_UWAIT) {
 			add_sample(&mig.ulat, t - mig.uwait_t0[i]);
 			wake[nwake++] = i;
@@ -1147,6 +1162,19 @@ static void apply_gmem(uint64_t off, uint64_t n, const uint8_t *buf,
 		}
 		if (errno == EINTR)
 			continue;
+		/* A huge folio being split for a shared page: again. */
+		if (errno == EAGAIN) {
+			sched_yield();
+			continue;
+		}
+		/* Poisoned: present for good, its contents lost. */
+		if (errno == EHWPOISON) {
+			mark_present((off + done) / PAGE, 1);
+			__atomic_add_fetch(&mig.res.poisoned, 1,
+					   __ATOMIC_RELAXED);
+			done += PAGE;
+			continue;
+		}
 		/* It came the other way first: present already. */
 		TEST_ASSERT(errno == EEXIST, "KVM_GMEM_RESOLVE at 0x%lx: %s",
 			    off + done, strerror(errno));
@@ -1190,12 +1218,36 @@ static void apply_shmem(uint64_t off, uint64_t n, const uint8_t *buf,
 	}
 }
 
+/*
+ * Every page that arrives holds exactly what the guest had written when
+ * the source stopped (the control page: its counters), whichever way it
+ * came: checked before it is put in place.
+ */
+static void check_arrival(uint64_t pg, const uint8_t *buf)
+{
+	uint64_t expect[PAGE / 8];
+
+	if (pg) {
+		expect_page(expect, pg, &mig.stop_ctl);
+	} else {
+		memset(expect, 0, PAGE);
+		memcpy(expect, &mig.stop_ctl, sizeof(mig.stop_ctl));
+	}
+	TEST_ASSERT(!memcmp(buf, expect, PAGE),
+		    "page %lu arrived with other contents (word 0 0x%lx, expected 0x%lx)",
+		    pg, ((const uint64_t *)buf)[0], expect[0]);
+}
+
 static void apply_pages(uint64_t off, uint64_t n, const uint8_t *buf,
 			uint64_t *ok, uint64_t *dup)
 {
+	uint64_t i;
+
 	TEST_ASSERT(off < mig.size && n <= CHUNK &&
 		    off + n * PAGE <= mig.size && !(off % PAGE),
 		    "pages [0x%lx, +%lu) out of range", off, n);
+	for (i = 0; i < n; i++)
+		check_arrival(off / PAGE + i, buf + i * PAGE);
 	if (mig.mode == MODE_GMEM)
 		apply_gmem(off, n, buf, ok, dup);
 	else
@@ -1293,10 +1345,15 @@ static void release_fault(uint64_t off)
 		.range = { .start = (uintptr_t)mig.mem + off, .len = PAGE },
 	};
 
-	/* If it fails (EAGAIN), the woken fault comes back: released again. */
-	if (mig.mode == MODE_GMEM)
-		ioctl(mig.uffd, UFFDIO_ZEROPAGE, &z);
-	else
+	/*
+	 * If it fails with EAGAIN, the woken fault comes back and is released
+	 * again; anything else would make it come back for ever.
+	 */
+	if (mig.mode == MODE_GMEM && ioctl(mig.uffd, UFFDIO_ZEROPAGE, &z))
+		TEST_ASSERT(errno == EAGAIN || errno == EEXIST,
+			    "UFFDIO_ZEROPAGE at 0x%lx: %s", off,
+			    strerror(errno));
+	else if (mig.mode != MODE_GMEM)
 		uffd_continue(off, PAGE);
 	uffd_wake(off);
 }
@@ -1312,8 +1369,10 @@ static void handle_uffd_fault(uint64_t addr)
 	present = mig.state[pg] & PG_PRESENT;
 	abort = mig.abort;
 	if (!present && !abort) {
+		/* A repeated event keeps the first one's time. */
+		if (!(mig.state[pg] & PG_UWAIT))
+			mig.uwait_t0[pg] = t;
 		mig.state[pg] |= PG_UWAIT;
-		mig.uwait_t0[pg] = t;
 		if (!(mig.state[pg] & PG_REQUESTED)) {
 			mig.state[pg] |= PG_REQUESTED;
 			req = true;
@@ -1327,9 +1386,6 @@ static void handle_uffd_fault(uint64_t addr)
 		if (mig.mode == MODE_SHMEM)
 			uffd_continue(off, PAGE);
 		uffd_wake(off);
-		lock();
-		add_sample(&mig.ulat, now_ns() - t);
-		unlock();
 	} else if (abort) {
 		release_fault(off);
 	}
@@ -1491,26 +1547,32 @@ static void collect_latencies(void)
  * and, everything made shared, each page exactly what the guest's
  * counters say.
  */
+/* No missing bit is left once every page arrived (before any CLEAR). */
+static void check_none_missing(void)
+{
+	struct kvm_gmem_userfault_bitmap b = { .size = mig.size };
+	uint64_t pg;
+	uint8_t *bm;
+
+	bm = calloc(mig.npages / 8 + 1, 1);
+	TEST_ASSERT(bm, "out of memory");
+	b.bitmap = (uintptr_t)bm;
+	TEST_ASSERT(!ioctl(mig.fd, KVM_GMEM_GET_USERFAULT, &b),
+		    "KVM_GMEM_GET_USERFAULT: %s", strerror(errno));
+	for (pg = 0; pg < mig.npages; pg++)
+		TEST_ASSERT(!test_bit8(bm, pg),
+			    "page %lu still missing with every page arrived", pg);
+	free(bm);
+}
+
 static void verify(void)
 {
 	uint64_t expect[PAGE / 8], pg, bad = 0, t0 = now_ns();
 	const struct mig_ctl *ctl;
-	uint8_t *bm, *data;
+	uint8_t *data;
 	int v;
 
 	if (mig.mode == MODE_GMEM) {
-		struct kvm_gmem_userfault_bitmap b = { .size = mig.size };
-
-		bm = calloc(mig.npages / 8 + 1, 1);
-		TEST_ASSERT(bm, "out of memory");
-		b.bitmap = (uintptr_t)bm;
-		TEST_ASSERT(!ioctl(mig.fd, KVM_GMEM_GET_USERFAULT, &b),
-			    "KVM_GMEM_GET_USERFAULT: %s", strerror(errno));
-		for (pg = 0; pg < mig.npages; pg++)
-			TEST_ASSERT(!test_bit8(bm, pg),
-				    "page %lu still missing at the end", pg);
-		free(bm);
-
 		for (pg = 0; pg < mig.npages; pg++) {
 			bool shared = test_bit8(mig.shared, pg);
 			int r;
@@ -1612,8 +1674,11 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 		    hdr->nr_vcpus == mig.nr_vcpus,
 		    "header: magic 0x%lx, %lu bytes, %lu vCPUs", hdr->magic,
 		    hdr->size, hdr->nr_vcpus);
-	for (v = 0; v < mig.nr_vcpus; v++)
+	for (v = 0; v < mig.nr_vcpus; v++) {
 		mig.vcpus[v].gen = hdr->gen[v];
+		mig.stop_ctl.gen[v] = hdr->gen[v];
+		mig.stop_ctl.next[v] = hdr->next[v];
+	}
 	if (mig.mode == MODE_GMEM) {
 		for (pg = 0; pg < mig.npages; pg += n) {
 			for (n = 0; pg + n < mig.npages &&
@@ -1640,6 +1705,7 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 	pthread_create(&demand, NULL, demand_receiver, NULL);
 	started = true;
 	t0 = now_ns();
+	mig.res.downtime_ns = t0 - hdr->stop_ns;
 	start_vcpus();
 	pthread_create(&checker, NULL, dest_checker, NULL);
 	checking = true;
@@ -1655,8 +1721,12 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 	}
 	if (mig.abort)
 		goto abort;
-	mig.res.run_before_complete_ns = now_ns() - t0;
+	lock();
+	mig.res.run_before_complete_ns = mig.t_complete - t0;
+	unlock();
 	read_stats(mig.res.stats_complete);
+	if (mig.mode == MODE_GMEM)
+		check_none_missing();
 	progress(true);
 	/* Nothing more to ask for: the source may go once its stream ended. */
 	shutdown(req, SHUT_WR);
@@ -1681,7 +1751,6 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 		set_userfault(mig.fd, KVM_GMEM_USERFAULT_CLEAR,
 			      KVM_GMEM_USERFAULT_FLAG_COLLAPSE, 0, mig.size);
 		mig.res.collapse_us = (now_ns() - t0) / 1000;
-		read_stats(mig.res.stats_zapped);
 		if (!wait_passes(2))
 			goto abort;
 		read_stats(mig.res.stats_collapse);
@@ -1726,13 +1795,15 @@ out:
 /* Parent */
 
 struct pools {
-	unsigned long free_1g, free_2m;
+	unsigned long free_1g, free_2m, resv_1g, resv_2m;
 };
 
 static void read_pools(struct pools *p)
 {
-	p->free_1g = pool_free(SZ_1G);
-	p->free_2m = pool_free(SZ_2M);
+	p->free_1g = pool_count(SZ_1G, "free_hugepages");
+	p->free_2m = pool_count(SZ_2M, "free_hugepages");
+	p->resv_1g = pool_count(SZ_1G, "resv_hugepages");
+	p->resv_2m = pool_count(SZ_2M, "resv_hugepages");
 }
 
 static const char *backing_name(uint64_t page_size)
@@ -1753,6 +1824,8 @@ static pid_t fork_side(bool dest, int sv[2], int rq[2], int rp[2])
 	TEST_ASSERT(pid >= 0, "fork: %s", strerror(errno));
 	if (pid)
 		return pid;
+	/* Never outlive the parent with the pools' pages. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	close(sv[!dest]);
 	close(rq[!dest]);
 	close(rp[0]);
@@ -1814,10 +1887,15 @@ static void migrate(enum mode mode, struct mig_result *res, int *src_status,
 	if (fds < 2) {
 		printf("# the migration hung for %d s: killing both sides\n",
 		       timeout_s);
-		kill(src, SIGKILL);
-		kill(dst, SIGKILL);
-		waitpid(src, NULL, 0);
-		waitpid(dst, NULL, 0);
+		/* Only the sides not reaped yet: a reaped pid may be reused. */
+		if (*src_status == -1) {
+			kill(src, SIGKILL);
+			waitpid(src, src_status, 0);
+		}
+		if (*dst_status == -1) {
+			kill(dst, SIGKILL);
+			waitpid(dst, dst_status, 0);
+		}
 		res->status = -1;
 		snprintf(res->why, sizeof(res->why), "timeout");
 	}
@@ -1852,8 +1930,10 @@ static void print_table(enum mode mode, const struct mig_result *r,
 		printf("| source: all to shared to read it | %lu ms |\n",
 		       h->to_shared_ms);
 	}
-	printf("| pre-copied | %lu pages (%lu%%) |\n", r->precopied,
-	       r->precopied * 100 / pages);
+	printf("| downtime, source stop to destination start | %.1f ms |\n",
+	       r->downtime_ns / 1e6);
+	printf("| sent during the downtime (pre-copy budget) | %lu pages (%lu%%) |\n",
+	       r->precopied, r->precopied * 100 / pages);
 	printf("| pushed in the background | %lu pages (+%lu already there) |\n",
 	       r->pushed, r->pushed_dup);
 	printf("| on demand | %lu pages (%lu requests, %lu answers already there) |\n",
@@ -1869,7 +1949,7 @@ static void print_table(enum mode mode, const struct mig_result *r,
 	       mode == MODE_GMEM ? "host checks, MISSING" :
 				   "vCPUs and host checks, MINOR",
 	       r->uffd_faults);
-	printf("| userfaultfd latency p50/p99/max, event to wake | %.0f / %.0f / %.0f us |\n",
+	printf("| userfaultfd latency p50/p99/max, first event to wake | %.0f / %.0f / %.0f us |\n",
 	       r->ulat[0] / 1e3, r->ulat[1] / 1e3, r->ulat[2] / 1e3);
 	printf("| guest ran before memory was complete | %.1f ms |\n",
 	       r->run_before_complete_ns / 1e6);
@@ -1882,17 +1962,20 @@ static void print_table(enum mode mode, const struct mig_result *r,
 	if (mode == MODE_GMEM) {
 		printf("| collapse (CLEAR + COLLAPSE, whole file) | %.1f ms |\n",
 		       r->collapse_us / 1e3);
-		print_stats("destination, right after the collapse",
-			    r->stats_zapped);
 		print_stats("destination, collapsed + a pass",
 			    r->stats_collapse);
 	}
-	printf("| hugetlb free 1G before / after | %lu / %lu |\n",
-	       before->free_1g, after->free_1g);
-	printf("| hugetlb free 2M before / after | %lu / %lu |\n",
-	       before->free_2m, after->free_2m);
-	printf("| verified | %lu pages in %lu ms |\n", r->verified,
-	       r->verify_ms);
+	printf("| hugetlb 1G free (reserved) before / after | %lu (%lu) / %lu (%lu) |\n",
+	       before->free_1g, before->resv_1g, after->free_1g,
+	       after->resv_1g);
+	printf("| hugetlb 2M free (reserved) before / after | %lu (%lu) / %lu (%lu) |\n",
+	       before->free_2m, before->resv_2m, after->free_2m,
+	       after->resv_2m);
+	if (r->poisoned)
+		printf("| poisoned on arrival (lost) | %lu pages |\n",
+		       r->poisoned);
+	printf("| verified | %lu pages on arrival, %lu again at the end in %lu ms |\n",
+	       pages - r->poisoned, r->verified, r->verify_ms);
 	if (mode == MODE_GMEM)
 		printf("| shared/private state probed | %lu pages in %lu ms |\n",
 		       r->map_probed, r->verify_map_ms);
@@ -1954,11 +2037,11 @@ static int run_one(enum mode mode)
 			printf("# destination: %s\n", res.why);
 		ret = 1;
 	}
-	if (before.free_1g != after.free_1g ||
-	    before.free_2m != after.free_2m) {
-		printf("# hugetlb pools not exact: 1G %lu -> %lu, 2M %lu -> %lu\n",
+	if (memcmp(&before, &after, sizeof(before))) {
+		printf("# hugetlb pools not exact: free 1G %lu -> %lu, 2M %lu -> %lu, reserved 1G %lu -> %lu, 2M %lu -> %lu\n",
 		       before.free_1g, after.free_1g, before.free_2m,
-		       after.free_2m);
+		       after.free_2m, before.resv_1g, after.resv_1g,
+		       before.resv_2m, after.resv_2m);
 		ret = 1;
 	}
 	if (!ret)
@@ -1989,7 +2072,7 @@ static void choose_backing(uint64_t preferred)
 
 		if (ps > preferred)
 			continue;
-		have = pool_free(ps) * ps;
+		have = pool_count(ps, "free_hugepages") * ps;
 		if ((caps & ps) && !(mig.size % ps) && have >= 2 * mig.size) {
 			mig.page_size = ps;
 			mig.gmem_flags = GUEST_MEMFD_FLAG_HUGETLB |
