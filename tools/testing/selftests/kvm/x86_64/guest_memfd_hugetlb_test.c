@@ -1371,6 +1371,25 @@ static unsigned long pool_total(unsigned long size)
 	return read_ulong(path);
 }
 
+/*
+ * Give a page poisoned by the injector back (best effort): hugetlb took it
+ * off the buddy allocator when it dissolved its huge page, and the page
+ * is needed for that huge page's range to be allocated whole again.
+ */
+static void unpoison(uint64_t pfn)
+{
+	char text[32];
+	int fd, n;
+
+	fd = open("/sys/kernel/debug/hwpoison/unpoison-pfn", O_WRONLY);
+	if (fd < 0)
+		return;
+	n = snprintf(text, sizeof(text), "%#lx\n", pfn);
+	if (write(fd, text, n) < 0)
+		ksft_print_msg("unpoison %#lx: %s\n", pfn, strerror(errno));
+	close(fd);
+}
+
 /* Try to give the pool back the huge pages poison took (best effort). */
 static void pool_regrow(unsigned long size, unsigned long total)
 {
@@ -1392,10 +1411,15 @@ static void pool_regrow(unsigned long size, unsigned long total)
 /*
  * Closing a file that held @lost poisoned huge pages of @hs: the pool has
  * exactly those fewer pages, all the others free and unreserved again.
+ * Then the @n poisoned @pfns are unpoisoned and the pool regrown, so that
+ * the next test finds it as it was (the test harness checks that).
  */
 static void pool_expect_lost(const struct hsize *hs, const struct pool *p,
-			     unsigned long total, unsigned long lost)
+			     unsigned long total, unsigned long lost,
+			     const uint64_t *pfns, int n)
 {
+	int i;
+
 	struct pool now;
 
 	pool_read(hs->size, &now);
@@ -1404,7 +1428,12 @@ static void pool_expect_lost(const struct hsize *hs, const struct pool *p,
 		    "%s pool after poison: total %lu free %lu resv %lu, expected %lu, %lu, %lu",
 		    hs->name, pool_total(hs->size), now.free, now.resv,
 		    total - lost, p->free - lost, p->resv);
+	for (i = 0; i < n; i++)
+		unpoison(pfns[i]);
 	pool_regrow(hs->size, total);
+	TEST_ASSERT(pool_total(hs->size) == total,
+		    "%s pool: %lu huge pages after unpoisoning, %lu before",
+		    hs->name, pool_total(hs->size), total);
 }
 
 /* Host-write the poison pattern into the shared pages at @offs. */
@@ -1471,7 +1500,7 @@ static void test_poison_whole(const struct hsize *hs)
 	guest_expect(&m, near);
 
 	mvm_destroy(&m);
-	pool_expect_lost(hs, &p, total, 1);
+	pool_expect_lost(hs, &p, total, 1, &pfn, 1);
 	ksft_test_result_pass("poison in a whole %s folio\n", hs->name);
 }
 
@@ -1486,7 +1515,7 @@ static void test_poison_split(void)
 	uint64_t a = 3 * SZ_2M + 5 * 4096, a1 = a + 4096;
 	uint64_t b = 5 * SZ_2M + 9 * 4096, b1 = b + 4096;
 	uint64_t shared = 5 * SZ_2M + 100 * 4096;
-	uint64_t offs[] = { a, a1, b, b1, shared }, pa, pb, v = 0;
+	uint64_t offs[] = { a, a1, b, b1, shared }, pa, pb, pfns[2], v = 0;
 	unsigned long total = pool_total(hs->size);
 	struct pool p;
 	struct mvm m;
@@ -1520,7 +1549,9 @@ static void test_poison_split(void)
 	guest_expect(&m, b1);
 
 	mvm_destroy(&m);
-	pool_expect_lost(hs, &p, total, 1);
+	pfns[0] = pa;
+	pfns[1] = pb;
+	pool_expect_lost(hs, &p, total, 1, pfns, 2);
 	ksft_test_result_pass("poison after a split: a 2M piece and a page\n");
 }
 

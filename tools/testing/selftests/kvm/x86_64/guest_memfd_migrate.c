@@ -658,9 +658,18 @@ static void *vcpu_thread(void *arg)
 				    run->exit_reason == KVM_EXIT_MEMORY_FAULT,
 				    "KVM_RUN: errno %d, exit reason %u", errno,
 				    run->exit_reason);
-			/* A conversion raced with the fault: run again. */
+			/*
+			 * A conversion raced with the fault: run again. Only
+			 * the source converts while the guest runs (and only
+			 * KVM_X86_SW_PROTECTED_VM may retry blindly: on a
+			 * confidential VM this exit is the guest asking for
+			 * a conversion).
+			 */
 			if (!(run->memory_fault.flags &
 			      KVM_MEMORY_EXIT_FLAG_USERFAULT)) {
+				TEST_ASSERT(!mig.dest,
+					    "destination: memory fault exit at 0x%llx without a conversion",
+					    run->memory_fault.gpa);
 				__atomic_add_fetch(&mig.res.mismatch, 1,
 						   __ATOMIC_RELAXED);
 				continue;
