@@ -456,11 +456,14 @@ EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_lookup, "kvm");
  * prep_compound_page()'s are not: a caller that makes a hugetlb folio
  * looks again once memory_failure() takes it as one), and a new large
  * folio with a poisoned page is marked as having one. Returns whether a
- * page is poisoned.
+ * page is poisoned. Not inlined, so that make profile can time it.
  */
-static bool guestmem_reformat(struct page *head, unsigned int order,
-			      unsigned int new_order, unsigned long flags,
-			      struct address_space *mapping, pgoff_t index)
+static noinline bool guestmem_reformat(struct page *head,
+				       unsigned int order,
+				       unsigned int new_order,
+				       unsigned long flags,
+				       struct address_space *mapping,
+				       pgoff_t index)
 {
 	unsigned long nr = 1UL << order, step = 1UL << new_order, i, j;
 	bool poisoned = false;
