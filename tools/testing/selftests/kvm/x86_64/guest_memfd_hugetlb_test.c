@@ -1376,7 +1376,7 @@ static unsigned long pool_total(unsigned long size)
  * off the buddy allocator when it dissolved its huge page, and the page
  * is needed for that huge page's range to be allocated whole again.
  */
-static void unpoison(uint64_t pfn)
+static void injector_unpoison(uint64_t pfn)
 {
 	char text[32];
 	int fd, n;
@@ -1386,7 +1386,7 @@ static void unpoison(uint64_t pfn)
 		return;
 	n = snprintf(text, sizeof(text), "%#lx\n", pfn);
 	if (write(fd, text, n) < 0)
-		ksft_print_msg("unpoison %#lx: %s\n", pfn, strerror(errno));
+		ksft_print_msg("unpoisoning %#lx: %s\n", pfn, strerror(errno));
 	close(fd);
 }
 
@@ -1429,7 +1429,7 @@ static void pool_expect_lost(const struct hsize *hs, const struct pool *p,
 		    hs->name, pool_total(hs->size), now.free, now.resv,
 		    total - lost, p->free - lost, p->resv);
 	for (i = 0; i < n; i++)
-		unpoison(pfns[i]);
+		injector_unpoison(pfns[i]);
 	pool_regrow(hs->size, total);
 	TEST_ASSERT(pool_total(hs->size) == total,
 		    "%s pool: %lu huge pages after unpoisoning, %lu before",

@@ -36,6 +36,7 @@
 #define TRACING		"/sys/kernel/tracing"
 #define EVENT_GROUP	"gmem_lsm_test"
 #define EVENT		"anon"
+#define PROBE		"p:gmem_lsm_test/anon anon_inode_make_secure_inode name=+0(%si):string ctx=%dx:x64\n"
 
 static int tracing_write(const char *file, const char *text, bool append)
 {
@@ -64,10 +65,7 @@ static bool probe_add(void)
 	if (stat(TRACING "/kprobe_events", &st))
 		return false;
 	tracing_write("kprobe_events", "-:" EVENT_GROUP "/" EVENT "\n", true);
-	err = tracing_write("kprobe_events",
-			    "p:" EVENT_GROUP "/" EVENT
-			    " anon_inode_make_secure_inode"
-			    " name=+0(%si):string ctx=%dx:x64\n", true);
+	err = tracing_write("kprobe_events", PROBE, true);
 	if (err) {
 		ksft_print_msg("cannot add the kprobe: %s\n", strerror(-err));
 		return false;

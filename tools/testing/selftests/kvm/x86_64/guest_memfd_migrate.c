@@ -2047,10 +2047,12 @@ static int run_one(enum mode mode)
 		ret = 1;
 	}
 	if (memcmp(&before, &after, sizeof(before))) {
-		printf("# hugetlb pools not exact: free 1G %lu -> %lu, 2M %lu -> %lu, reserved 1G %lu -> %lu, 2M %lu -> %lu\n",
+		printf("# hugetlb pools not exact: free 1G %lu -> %lu, 2M %lu -> %lu,",
 		       before.free_1g, after.free_1g, before.free_2m,
-		       after.free_2m, before.resv_1g, after.resv_1g,
-		       before.resv_2m, after.resv_2m);
+		       after.free_2m);
+		printf(" reserved 1G %lu -> %lu, 2M %lu -> %lu\n",
+		       before.resv_1g, after.resv_1g, before.resv_2m,
+		       after.resv_2m);
 		ret = 1;
 	}
 	if (!ret)
