@@ -12,6 +12,7 @@
 #   make bench      benchmarks; they print tables, they never judge
 #   make profile    function profile of the conversion paths, longest
 #                   non-preemptible section of 1G splits (own kernel)
+#   make modtest    KVM as modules, unloaded while guest_memfd files close
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
 #                   set with a cover letter, checkpatch --strict on all of it
@@ -22,7 +23,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: help run test check bench profile shell series bisect tree kernel bench-kernel \
+.PHONY: help run test check bench profile modtest shell series bisect tree kernel bench-kernel \
 	selftests patches deps clean distclean
 
 help:
@@ -64,6 +65,10 @@ profile: tree
 	$(S)/build-selftests.sh prof
 	$(S)/run-vm.sh -f prof -l tests/profile.list -a "gmem.kmemleak=off preempt=full"
 	@sed -n 's/^| //p' build/logs/latest/boot*.log
+
+modtest: selftests
+	$(S)/build-kernel.sh mod
+	$(S)/run-vm.sh -f mod -l tests/mod.list -a kunit.enable=0
 
 shell: selftests
 	$(S)/run-vm.sh -f test -s

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build-kernel.sh {test|bench}: configure (x86_64_defconfig + configs/base.config
+# build-kernel.sh {test|bench|prof|mod}: configure (x86_64_defconfig + configs/base.config
 # + configs/<flavour>.config) and build the kernel in $BUILD/obj-<flavour>,
 # incrementally and through ccache.  Every option a fragment asks for must end
 # up in the final .config, or the build stops.
@@ -12,6 +12,8 @@ flavour=${1:-test}
 [ -f "$TOP/configs/$flavour.config" ] || die "no configs/$flavour.config"
 obj=$BUILD/obj-$flavour
 frags="$TOP/configs/base.config $TOP/configs/$flavour.config"
+# The module kernel is the test kernel with KVM as modules.
+[ "$flavour" = mod ] && frags="$TOP/configs/base.config $TOP/configs/test.config $TOP/configs/mod.config"
 mkdir -p "$obj"
 
 # Every option the fragments ask for is what the kernel got; a later
@@ -51,7 +53,10 @@ fi
 
 log "building $flavour kernel in $obj"
 start=$(now)
-if ! kmake "$SRC" "$obj" -j"$NPROC" bzImage > "$obj/build.log" 2>&1; then
+targets=bzImage
+[ "$flavour" = mod ] && targets="bzImage modules"
+# shellcheck disable=SC2086 # two targets
+if ! kmake "$SRC" "$obj" -j"$NPROC" $targets > "$obj/build.log" 2>&1; then
 	grep -E -B2 -A6 'error|Error' "$obj/build.log" | tail -60 >&2
 	die "kernel build failed; full log: $obj/build.log"
 fi

@@ -31,6 +31,16 @@ trap 'rm -f "$spec"' EXIT
 	for l in "$@"; do
 		echo "file /tests/$(basename "$l") $l 0644 0 0"
 	done
+	# The module kernel's KVM modules (GMEM_MODULES: its build directory).
+	if [ -n "${GMEM_MODULES:-}" ]; then
+		echo "dir /modules 0755 0 0"
+		for m in irqbypass kvm kvm-amd kvm-intel; do
+			ko=$(find "$GMEM_MODULES/arch/x86/kvm" "$GMEM_MODULES/virt" \
+				-name "$m.ko" | head -1)
+			[ -n "$ko" ] || die "$m.ko is not built in $GMEM_MODULES"
+			echo "file /modules/$m.ko $ko 0644 0 0"
+		done
+	fi
 	for t in $(grep -hEv '^\s*(#|$)' "$@" | awk '{print $3}' | sort -u); do
 		if [ -x "$TOP/scripts/vm/$t" ]; then
 			echo "file /selftests/$t $TOP/scripts/vm/$t 0755 0 0"

@@ -37,7 +37,12 @@ kernel=$BUILD/obj-$flavour/arch/x86/boot/bzImage
 [ -f "$kernel" ] || die "$kernel missing: run scripts/build-kernel.sh $flavour"
 [ -f "$list" ] || die "no test list $list"
 initrd=$BUILD/initramfs-$(basename "$list" .list).cpio.gz
-"$TOP/scripts/mkinitramfs.sh" "$initrd" "$list"
+# The module kernel needs its KVM modules in the initramfs.
+if [ "$flavour" = mod ]; then
+	GMEM_MODULES=$BUILD/obj-mod "$TOP/scripts/mkinitramfs.sh" "$initrd" "$list"
+else
+	"$TOP/scripts/mkinitramfs.sh" "$initrd" "$list"
+fi
 
 # Whole-run budget: every test's own timeout plus time to boot.
 if [ -z "$whole" ]; then
@@ -50,7 +55,7 @@ cmdline="console=ttyS0,115200 panic=-1 oops=panic rcupdate.rcu_cpu_stall_timeout
 cmdline="$cmdline ${GMEM_POOLS:-hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=512}"
 # The test kernel runs fully preemptible (PREEMPT_DYNAMIC), so that
 # DEBUG_ATOMIC_SLEEP and lockdep see what a PREEMPT kernel would do.
-[ "$flavour" = test ] && cmdline="$cmdline preempt=full"
+case $flavour in test|mod) cmdline="$cmdline preempt=full" ;; esac
 cmdline="$cmdline gmem.list=$(basename "$list") $extra_args"
 
 # Two NUMA nodes of 6G with a vCPU each, each vCPU its own socket (so its

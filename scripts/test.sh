@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The project's test command (README, .ci/run): fast userspace checks, the
-# test kernel, the KVM selftests, then the VM run of tests/vm-tests.list.
+# test kernel, the KVM selftests, then the VM run of tests/vm-tests.list,
+# the hugetlb tests with HVO, and the module kernel's tests/mod.list.
 # Every stage prints its own verdicts; the last line sums them all:
 # "N passed, N failed, N skipped".  Exit status 1 on any failure.
 #
@@ -58,6 +59,12 @@ if stage tree "$TOP/scripts/tree.sh" &&
 		GMEM_POOLS="hugepagesz=2M hugepages=512 hugepagesz=1G hugepages=0" \
 		stage vm-hvo "$TOP/scripts/run-vm.sh" -f test -l "$TOP/tests/hvo.list" \
 			-a "hugetlb_free_vmemmap=on gmem.pool1g=4 kunit.enable=0"
+	# KVM as modules: unloaded while guest_memfd files close.
+	if [ "$list" = "$TOP/tests/vm-tests.list" ] &&
+	   stage kernel-mod "$TOP/scripts/build-kernel.sh" mod; then
+		stage vm-mod "$TOP/scripts/run-vm.sh" -f mod \
+			-l "$TOP/tests/mod.list" -a "kunit.enable=0"
+	fi
 fi
 
 echo

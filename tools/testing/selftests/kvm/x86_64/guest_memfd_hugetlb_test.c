@@ -1244,10 +1244,11 @@ static void pin_to_one_cpu(void)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-r N] [-p] [-s N]\n"
+	printf("usage: %s [-r N] [-p] [-s N] [-m N]\n"
 	       " -r N: run only the 1G mmap race, N times (stress mode)\n"
 	       " -p: run only the memory failure tests (they shrink the pools)\n"
-	       " -s N: only N host-side split/merge cycles of a 1G page\n",
+	       " -s N: only N host-side split/merge cycles of a 1G page\n"
+	       " -m N: only hold a guest_memfd mapping N s after its VM and fd\n",
 	       name);
 	exit(KSFT_FAIL);
 }
@@ -1691,14 +1692,45 @@ static void split_cycles(unsigned int n)
 	ksft_finished();
 }
 
+/*
+ * -m N (for scripts/vm/gmem-modules): a guest_memfd whose VM and fd are
+ * gone while its mapping stays N seconds, the page it holds intact; the
+ * vendor module must not unload meanwhile. Prints "holding" once alone
+ * with its mapping.
+ */
+static void hold_mapping(unsigned int secs)
+{
+	struct kvm_vm *vm;
+	uint64_t *mem;
+	int fd;
+
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = vm_create_guest_memfd(vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap of the guest_memfd failed");
+	WRITE_ONCE(mem[512], 0x686f6c64ULL);
+	close(fd);
+	kvm_vm_free(vm);
+	printf("holding\n");
+	fflush(stdout);
+	sleep(secs);
+	TEST_ASSERT_EQ(READ_ONCE(mem[512]), 0x686f6c64ULL);
+	munmap(mem, SZ_2M);
+	exit(KSFT_PASS);
+}
+
 int main(int argc, char *argv[])
 {
 	unsigned int i, races = 0, cycles = 0;
 	bool hwpoison = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:ps:h")) != -1) {
+	while ((opt = getopt(argc, argv, "r:ps:m:h")) != -1) {
 		switch (opt) {
+		case 'm':
+			hold_mapping(atoi_positive("Seconds", optarg));
+			break;
 		case 's':
 			cycles = atoi_positive("Number of cycles", optarg);
 			break;
