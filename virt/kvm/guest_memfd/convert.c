@@ -181,8 +181,8 @@ long kvm_gmem_set_attributes(struct file *file, void __user *argp)
 	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
 	struct address_space *mapping = file->f_mapping;
 	struct kvm_memory_attributes2 args;
+	bool to_private, drained = false;
 	pgoff_t start, end, bad;
-	bool to_private;
 	int ret;
 
 	if (copy_from_user(&args, argp, sizeof(args)))
@@ -194,6 +194,7 @@ long kvm_gmem_set_attributes(struct file *file, void __user *argp)
 
 	to_private = args.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 
+again:
 	filemap_invalidate_lock(mapping);
 
 	/*
@@ -208,10 +209,17 @@ long kvm_gmem_set_attributes(struct file *file, void __user *argp)
 
 	if (to_private) {
 		ret = kvm_gmem_unmap_check(gi, start, end, &bad);
-		if (ret == -EAGAIN) {
-			/* Per-CPU LRU batches hold references of their own. */
+		/*
+		 * Per-CPU LRU batches hold references of their own on small
+		 * folios (hugetlb folios and their pieces are never on the
+		 * LRU): drain them, system-wide work, once per conversion and
+		 * without the lock, then start again.
+		 */
+		if (ret == -EAGAIN && !gi->hugetlb && !drained) {
+			filemap_invalidate_unlock(mapping);
 			lru_add_drain_all();
-			ret = kvm_gmem_unmap_check(gi, start, end, &bad);
+			drained = true;
+			goto again;
 		}
 		if (ret) {
 			filemap_invalidate_unlock(mapping);
