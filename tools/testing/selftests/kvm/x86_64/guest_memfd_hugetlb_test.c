@@ -1448,6 +1448,19 @@ static void poison_fill(struct mvm *m, const uint64_t *offs, int n)
 }
 
 /*
+ * The VM of a poison test: an initially shared file of @size (4K pages
+ * without @hs), the guest reading, the host's pattern in the pages at
+ * @offs.
+ */
+static void poison_vm_create(struct mvm *m, const struct hsize *hs,
+			     uint64_t size, const uint64_t *offs, int n)
+{
+	mvm_create(m, hs, size, GUEST_MEMFD_FLAG_INIT_SHARED, guest_read_code);
+	vcpu_regs_get(m->vcpu, &guest_read_regs);
+	poison_fill(m, offs, n);
+}
+
+/*
  * A page of a whole hugetlb folio: the file starts shared, the host
  * writes a few pages and learns the pfn of one, then converts everything
  * to private, which merges the folio back whole (the guest maps it huge).
@@ -1468,10 +1481,7 @@ static void test_poison_whole(const struct hsize *hs)
 		return;
 	}
 	pool_read(hs->size, &p);
-	mvm_create(&m, hs, hs->size, GUEST_MEMFD_FLAG_INIT_SHARED,
-		   guest_read_code);
-	vcpu_regs_get(m.vcpu, &guest_read_regs);
-	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	poison_vm_create(&m, hs, hs->size, offs, ARRAY_SIZE(offs));
 	pfn = host_pfn(m.mem + bad);
 	convert(m.fd, 0, hs->size, true);
 
@@ -1526,10 +1536,7 @@ static void test_poison_split(void)
 		return;
 	}
 	pool_read(hs->size, &p);
-	mvm_create(&m, hs, hs->size, GUEST_MEMFD_FLAG_INIT_SHARED,
-		   guest_read_code);
-	vcpu_regs_get(m.vcpu, &guest_read_regs);
-	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	poison_vm_create(&m, hs, hs->size, offs, ARRAY_SIZE(offs));
 	pa = host_pfn(m.mem + a);
 	pb = host_pfn(m.mem + b);
 	convert(m.fd, 0, shared, true);
@@ -1605,10 +1612,7 @@ static void test_poison_small(void)
 	uint64_t pfn, v = 0;
 	struct mvm m;
 
-	mvm_create(&m, NULL, SZ_2M, GUEST_MEMFD_FLAG_INIT_SHARED,
-		   guest_read_code);
-	vcpu_regs_get(m.vcpu, &guest_read_regs);
-	poison_fill(&m, offs, ARRAY_SIZE(offs));
+	poison_vm_create(&m, NULL, SZ_2M, offs, ARRAY_SIZE(offs));
 	pfn = host_pfn(m.mem + bad);
 	convert(m.fd, 0, SZ_2M, true);
 	poison(pfn);
