@@ -11,7 +11,8 @@
 #   make check      fast userspace checks only (seconds)
 #   make bench      benchmarks; they print tables, they never judge
 #   make profile    function profile of the conversion paths, longest
-#                   non-preemptible section of 1G splits (own kernel)
+#                   non-preemptible section of 1G splits, instructions
+#                   and calls per stage-2 fault (own kernel)
 #   make modtest    KVM as modules, unloaded while guest_memfd files close
 #   make shell      boot the built test kernel with an interactive shell
 #   make series     export patches/ + new files as a numbered format-patch
@@ -64,6 +65,8 @@ profile: tree
 	$(S)/build-kernel.sh prof
 	$(S)/build-selftests.sh prof
 	$(S)/run-vm.sh -f prof -l tests/profile.list -a "gmem.kmemleak=off preempt=full"
+	@sed -n 's/^| //p' build/logs/latest/boot*.log
+	$(S)/run-vm.sh -f prof -i -l tests/profile-icount.list -a "kunit.enable=0 gmem.kmemleak=off maxcpus=1"
 	@sed -n 's/^| //p' build/logs/latest/boot*.log
 
 modtest: selftests

@@ -5,6 +5,8 @@
 #           [-e expect]  (judge the verdicts against an expectation file,
 #                         for lists that break tests on purpose)
 #           [-s]         (interactive shell instead of the tests)
+#           [-i]         (QEMU -icount shift=0: the guest clock counts
+#                         instructions, 1 ns each; for instruction counts)
 #
 # Boot the built kernel in QEMU under single-threaded TCG with nested SVM and
 # run the tests of a list (tests/vm-tests.list by default).  A boot that dies
@@ -21,7 +23,8 @@ whole=""
 extra_args=${GMEM_KERNEL_ARGS:-}
 shell=0
 expect=""
-while getopts "f:l:t:a:e:s" o; do
+icount=0
+while getopts "f:l:t:a:e:si" o; do
 	case $o in
 	f) flavour=$OPTARG ;;
 	l) list=$(realpath "$OPTARG") ;;
@@ -29,7 +32,8 @@ while getopts "f:l:t:a:e:s" o; do
 	a) extra_args="$extra_args $OPTARG" ;;
 	e) expect=$(realpath "$OPTARG") ;;
 	s) shell=1 ;;
-	*) die "usage: $0 [-f flavour] [-l list] [-t seconds] [-a kernel-args] [-e expect] [-s]" ;;
+	i) icount=1 ;;
+	*) die "usage: $0 [-f flavour] [-l list] [-t seconds] [-a kernel-args] [-e expect] [-s] [-i]" ;;
 	esac
 done
 
@@ -70,6 +74,11 @@ qemu=(qemu-system-x86_64 -accel tcg,thread=single
       -numa node,nodeid=0,cpus=0,memdev=ram0
       -numa node,nodeid=1,cpus=1,memdev=ram1
       -kernel "$kernel" -initrd "$initrd" -no-reboot)
+# The clock then advances with executed instructions only (sleep=off: not
+# while idle either), which makes a time measured in the guest an
+# instruction count that the host's load does not disturb.
+# shellcheck disable=SC2054
+if [ "$icount" = 1 ]; then qemu+=(-icount shift=0,sleep=off); fi
 
 if [ "$shell" = 1 ]; then
 	exec "${qemu[@]}" -nographic -append "$cmdline gmem.mode=shell"

@@ -419,24 +419,20 @@ static int kvm_gmem_release(struct inode *inode, struct file *file)
 	struct kvm_memory_slot *slot;
 	struct kvm *kvm = f->kvm;
 	unsigned long index;
+	bool bound;
 
 	/*
 	 * Prevent concurrent attempts to *unbind* a memslot.  This is the last
 	 * reference to the file and thus no new bindings can be created, but
 	 * dereferencing the slot for existing bindings needs to be protected
 	 * against memslot updates, specifically so that unbind doesn't race
-	 * and free the memslot (kvm_gmem_get_file() will return NULL).
-	 *
-	 * Since .release is called only when the reference count is zero,
-	 * after which file_ref_get() and get_file_active() fail,
-	 * kvm_gmem_get_pfn() cannot be using the file concurrently.
-	 * file_ref_put() provides a full barrier, and get_file_active() the
-	 * matching acquire barrier.
+	 * and free the memslot.
 	 */
 	mutex_lock(&kvm->slots_lock);
 
 	filemap_invalidate_lock(inode->i_mapping);
 
+	bound = !xa_empty(&f->bindings);
 	xa_for_each(&f->bindings, index, slot)
 		WRITE_ONCE(slot->gmem.file, NULL);
 
@@ -451,6 +447,16 @@ static int kvm_gmem_release(struct inode *inode, struct file *file)
 	list_del(&f->entry);
 
 	filemap_invalidate_unlock(inode->i_mapping);
+
+	/*
+	 * The fault path uses slot->gmem.file inside kvm->srcu without a
+	 * reference (kvm_gmem_slot_file()): wait for every reader that may
+	 * have loaded it before it was cleared.  Outside the invalidate lock,
+	 * which a reader may wait for; under slots_lock, as a memslot update
+	 * does.  A file that was never bound has no such reader.
+	 */
+	if (bound)
+		synchronize_srcu_expedited(&kvm->srcu);
 
 	mutex_unlock(&kvm->slots_lock);
 
@@ -471,6 +477,30 @@ static inline struct file *kvm_gmem_get_file(struct kvm_memory_slot *slot)
 	 * kvm_gmem_release() clears slot->gmem.file.
 	 */
 	return get_file_active(&slot->gmem.file);
+}
+
+/**
+ * kvm_gmem_slot_file() - the file bound to @slot, without a reference
+ * @kvm: the VM of @slot
+ * @slot: a memslot that can be private
+ *
+ * For the fault path, which must not touch the file's reference count (a
+ * cache line every vCPU of every VM bound to the file would share): the
+ * file and its inode stay valid until the caller leaves kvm->srcu, because
+ * kvm_gmem_release() clears slot->gmem.file and then waits for kvm->srcu
+ * readers, and unbind clears it before the memslot update that does.  The
+ * file may be in its last fput() already; its pages are still there, and
+ * the release's invalidation makes a racing fault retry.
+ *
+ * Context: inside kvm->srcu, or with kvm->slots_lock held.
+ * Return: the file, or NULL if it was closed or unbound.
+ */
+static struct file *kvm_gmem_slot_file(struct kvm *kvm,
+				       struct kvm_memory_slot *slot)
+{
+	lockdep_assert_once(srcu_read_lock_held(&kvm->srcu) ||
+			    lockdep_is_held(&kvm->slots_lock));
+	return READ_ONCE(slot->gmem.file);
 }
 
 static pgoff_t kvm_gmem_get_index(struct kvm_memory_slot *slot, gfn_t gfn)
@@ -1190,31 +1220,26 @@ void kvm_gmem_unbind(struct kvm_memory_slot *slot)
 
 /**
  * kvm_gmem_is_private() - whether the file bound at @gfn says private
- * @slot: a memslot with slot->gmem.has_state, under kvm->srcu
+ * @kvm: the VM of @slot
+ * @slot: a memslot with slot->gmem.has_state
  * @gfn: a gfn of @slot
  *
+ * Context: inside kvm->srcu (see kvm_gmem_slot_file()); no reference taken.
  * Return: true if the page is private, or if the file is gone (so that
  * the fault goes to kvm_gmem_get_pfn() and exits to userspace).
  */
-bool kvm_gmem_is_private(struct kvm_memory_slot *slot, gfn_t gfn)
+bool kvm_gmem_is_private(struct kvm *kvm, struct kvm_memory_slot *slot,
+			 gfn_t gfn)
 {
-	struct file *file = kvm_gmem_get_file(slot);
-	bool private;
+	struct file *file = kvm_gmem_slot_file(kvm, slot);
 
 	if (!file)
 		return true;
-	private = !kvm_gmem_page_shared(kvm_gmem_file_inode(file),
-					kvm_gmem_get_index(slot, gfn));
-	fput(file);
-	return private;
+	return !kvm_gmem_page_shared(kvm_gmem_file_inode(file),
+				     kvm_gmem_get_index(slot, gfn));
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_is_private);
 
-/*
- * The largest order KVM may map @index of @slot with: at most the folio's,
- * with the gfn and the index equally aligned and the block inside the
- * slot, and (for files the host can map) one state in the whole block.
- */
 /*
  * Whether a page of a piece of a split hugetlb page is poisoned. Memory
  * failure marks only the page in a folio off the LRU (guestmem_hugetlb.c),
@@ -1234,12 +1259,17 @@ static bool kvm_gmem_piece_poisoned(struct folio *folio)
 	return false;
 }
 
-static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
-				  struct kvm_memory_slot *slot, pgoff_t index,
-				  struct folio *folio)
+/*
+ * The largest order KVM may map @index of @slot with: at most the folio's
+ * and @state_order (that of the block around @index with one state and no
+ * missing page), with the gfn and the index equally aligned and the block
+ * inside the slot.
+ */
+static int kvm_gmem_mapping_order(struct kvm_memory_slot *slot, pgoff_t index,
+				  struct folio *folio, unsigned int state_order)
 {
 	gfn_t gfn = slot->base_gfn + index - slot->gmem.pgoff;
-	unsigned int order = folio_order(folio), st;
+	unsigned int order = min(folio_order(folio), state_order);
 	unsigned long n;
 
 	if (kvm_gmem_piece_poisoned(folio))
@@ -1252,21 +1282,22 @@ static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 			break;
 		order = order > PMD_ORDER ? PMD_ORDER : 0;
 	}
-	if (order && kvm_gmem_has_state(gi)) {
-		kvm_gmem_state_lookup(&gi->state, index, order, &st);
-		order = st;
-	}
 	return order;
 }
 
-/* Returns a locked folio on success.  */
+/*
+ * Returns a locked folio on success.  @file is slot->gmem.file, read once
+ * by the caller, who keeps it valid (a reference, kvm->srcu or slots_lock).
+ */
 static struct folio *__kvm_gmem_get_pfn(struct file *file,
 					struct kvm_memory_slot *slot,
 					pgoff_t index, kvm_pfn_t *pfn,
 					bool *is_prepared, int *max_order)
 {
 	struct file *gmem_file = READ_ONCE(slot->gmem.file);
+	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
 	struct kvm_gmem_file *f = file->private_data;
+	unsigned int state_order = KVM_GMEM_STATE_ORDER_1G;
 	struct folio *folio;
 
 	if (file != gmem_file) {
@@ -1280,12 +1311,24 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 	}
 
 	/*
-	 * Contents not here yet: the vCPU exits to userspace.  A racing
-	 * KVM_GMEM_SET_USERFAULT zaps inside an invalidation, so a fault that
-	 * read the bit clear retries.
+	 * The one lookup of the fault, in files with a state: the missing
+	 * bit and the order of the uniform block around @index, up to the
+	 * file's page size.  Contents not here yet: the vCPU exits to
+	 * userspace.  A racing conversion or KVM_GMEM_SET_USERFAULT zaps
+	 * inside an invalidation, so a fault that read the old state retries.
 	 */
-	if (kvm_gmem_page_missing(kvm_gmem_file_inode(file), index))
-		return ERR_PTR(-ENODATA);
+	if (kvm_gmem_has_state(gi)) {
+		unsigned int max = ilog2(kvm_gmem_hugetlb_page_size(gi) >>
+					 PAGE_SHIFT);
+
+		/* 4K folios and no missing bit ever set: nothing to ask. */
+		if (max || READ_ONCE(gi->state.uf)) {
+			if (kvm_gmem_state_lookup(&gi->state, index, max,
+						  &state_order) &
+			    KVM_GMEM_STATE_MISSING)
+				return ERR_PTR(-ENODATA);
+		}
+	}
 
 	folio = kvm_gmem_get_folio(file_inode(file), index);
 	if (IS_ERR(folio))
@@ -1306,18 +1349,31 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 
 	*pfn = folio_file_pfn(folio, index);
 	if (max_order)
-		*max_order = kvm_gmem_mapping_order(kvm_gmem_file_inode(file),
-						    slot, index, folio);
+		*max_order = kvm_gmem_mapping_order(slot, index, folio,
+						    state_order);
 
 	*is_prepared = folio_test_uptodate(folio);
 	return folio;
 }
 
+/**
+ * kvm_gmem_get_pfn() - the page of guest_memfd behind @gfn, for a mapping
+ * @kvm: the VM
+ * @slot: a memslot bound to a guest_memfd
+ * @gfn: a gfn of @slot
+ * @pfn: receives the page frame
+ * @max_order: if not NULL, receives the largest order KVM may map it with
+ *
+ * Context: inside kvm->srcu (or with slots_lock held); no reference to the
+ * file is taken (kvm_gmem_slot_file()).
+ * Return: 0 with a reference to the folio, or a negative error: -EFAULT if
+ * the file is gone, -ENODATA if the page is missing, -EHWPOISON.
+ */
 int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
 		     gfn_t gfn, kvm_pfn_t *pfn, int *max_order)
 {
 	pgoff_t index = kvm_gmem_get_index(slot, gfn);
-	struct file *file = kvm_gmem_get_file(slot);
+	struct file *file = kvm_gmem_slot_file(kvm, slot);
 	struct folio *folio;
 	bool is_prepared = false;
 	int r = 0;
@@ -1326,10 +1382,8 @@ int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
 		return -EFAULT;
 
 	folio = __kvm_gmem_get_pfn(file, slot, index, pfn, &is_prepared, max_order);
-	if (IS_ERR(folio)) {
-		r = PTR_ERR(folio);
-		goto out;
-	}
+	if (IS_ERR(folio))
+		return PTR_ERR(folio);
 
 	if (!is_prepared)
 		r = kvm_gmem_prepare_folio(kvm, slot, gfn, folio);
@@ -1338,8 +1392,6 @@ int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
 	if (r < 0)
 		folio_put(folio);
 
-out:
-	fput(file);
 	return r;
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_get_pfn);

@@ -42,24 +42,18 @@
  *  - is "structural": it splits or merges entries and may allocate nodes.
  * The exact fits are stored in place: each is one pointer store that
  * readers see atomically, and none can fail. A single structural entry is
- * stored in place too if mas_preallocate() says the maple tree rewrites
- * one leaf for it (a node or slot store: the new leaf replaces the old one,
- * which is freed after a grace period) or splits a leaf (new leaves and
- * parents, the old ones freed after a grace period); it is preallocated
- * before anything changes, so the commit cannot fail. Any other update
- * (several structural entries, or one that rebalances or spans nodes) is
- * applied to a private __mt_dup() copy of the tree outside RCU mode, which
- * replaces the tree under RCU; a failure just drops the copy. Only then,
- * with nothing left that can fail, do the leaves take the new 2M entries,
- * and then the tree its entries. Either way an allocation failure leaves
- * the map exactly as it was.
- *
- * Rebalancing and spanning stores, which collect whole dead subtrees for
- * mt_free_walk(), never run on the live tree: with them done in place, the
- * randomized KUnit test in the debug kernel hit a KASAN double-free of a
- * maple node that was both still in the tree and in a dead subtree queued
- * for mt_free_walk(). Splits in place pass that test, the failing seed
- * included. A copy costs O(tree nodes); the tree stays small because a
+ * stored in place too: mas_preallocate() reserves every node the store can
+ * need before anything changes, so the commit cannot fail, and the tree,
+ * in RCU mode as the VMA tree is for lockless VMA lookups, replaces the
+ * nodes it rewrites copy-on-write (a reader sees the old or the new ones;
+ * the old ones are freed after a grace period). Several structural
+ * entries cannot be preallocated together (the second store's needs
+ * depend on the first), so such an update is applied to a private
+ * __mt_dup() copy of the tree outside RCU mode, which replaces the tree
+ * under RCU; a failure just drops the copy. Only then, with nothing left
+ * that can fail, do the leaves take the new 2M entries, and then the tree
+ * its entries. Either way an allocation failure leaves the map exactly as
+ * it was. A copy costs O(tree nodes); the tree stays small because a
  * fragmented 1G block costs one entry.
  *
  * Bound: a 2M block costs at most one chunk, and a 1G block one leaf, so a
@@ -897,30 +891,13 @@ static enum gmem_store_kind gmem_classify(struct maple_tree *mt,
 }
 
 /*
- * Prepare structural run @r for a store into the live tree: preallocate it
- * and keep it only if the maple tree will rewrite or split a single leaf
- * (the old nodes freed after a grace period). Stores that rebalance or
- * span nodes return -EAGAIN, with nothing allocated, and go through a copy
- * of the tree instead (see the top of this file).
+ * Prepare structural run @r for a store into the live tree: preallocate
+ * every node the store can need, so that mas_store_prealloc() cannot fail.
  */
 static int gmem_prepare_in_place(struct ma_state *mas, struct gmem_run *r)
 {
-	int ret;
-
 	mas_set_range(mas, r->first, r->last);
-	ret = mas_preallocate(mas, r->entry, GMEM_GFP);
-	if (ret)
-		return ret;
-	switch (mas->store_type) {
-	case wr_exact_fit:
-	case wr_slot_store:
-	case wr_node_store:
-	case wr_split_store:
-		return 0;
-	default:
-		mas_destroy(mas);
-		return -EAGAIN;
-	}
+	return mas_preallocate(mas, r->entry, GMEM_GFP);
 }
 
 /*
@@ -1270,9 +1247,9 @@ static int gmem_update_leaf_split(struct kvm_gmem_state *s,
 /*
  * The same in the tree, for 2M blocks without a leaf (the partial 1G block
  * at the end of the file, files without a 1G table): the chunk is stored
- * into the value range in place if the maple tree rewrites or splits one
- * leaf for it (see gmem_prepare_in_place()). @mas walked to @start and
- * found value @entry. Saves the general path's planning and its walks.
+ * into the value range in place (see gmem_prepare_in_place()). @mas walked
+ * to @start and found value @entry. Saves the general path's planning and
+ * its walks.
  */
 static int gmem_update_split(struct kvm_gmem_state *s, struct ma_state *mas,
 			     void *entry, pgoff_t start, pgoff_t end,
@@ -1381,11 +1358,10 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 
 	/* Everything that can fail, before anything changes. */
 	mas.tree = &t->mt;
-	ret = nr_structural <= 1 ? 0 : -EAGAIN;
-	if (!ret && nr_structural)
-		ret = gmem_prepare_in_place(&mas, &tp.runs[structural]);
-	if (ret == -EAGAIN)
+	if (nr_structural > 1)
 		ret = gmem_copy_build(s, t, &tp, &copy);
+	else if (nr_structural)
+		ret = gmem_prepare_in_place(&mas, &tp.runs[structural]);
 	if (ret)
 		goto out;
 

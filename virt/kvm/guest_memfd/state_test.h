@@ -1298,8 +1298,16 @@ static bool test_random(void *ctx)
 	if (!gt_random_seed(ctx, gmem_test_seed(ctx), GMEM_TEST_RANDOM_OPS, nr))
 		return false;
 	/* Whole 1G blocks only: every block may get a leaf. */
-	return gt_random_seed(ctx, gmem_test_seed(ctx) ^ 1,
-			      GMEM_TEST_RANDOM_OPS / 4, 3 * B1G);
+	if (!gt_random_seed(ctx, gmem_test_seed(ctx) ^ 1,
+			    GMEM_TEST_RANDOM_OPS / 4, 3 * B1G))
+		return false;
+	/*
+	 * A last 1G block of 511 2M blocks and a bit, which only the tree
+	 * describes: up to a thousand entries, so that single stores into
+	 * the live tree split, rebalance and span its nodes.
+	 */
+	return gt_random_seed(ctx, gmem_test_seed(ctx) ^ 2,
+			      GMEM_TEST_RANDOM_OPS / 4, 2 * B1G - B2M + 77);
 }
 
 #endif /* __KVM_GMEM_STATE_TEST_H */

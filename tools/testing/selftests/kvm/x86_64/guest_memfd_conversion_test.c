@@ -869,6 +869,82 @@ static void guest_race_code(void)
 	}
 }
 
+#define CLOSE_ROUNDS	12
+
+struct close_race {
+	struct kvm_vcpu *vcpu;
+	int passes;		/* READ_ONCE()/WRITE_ONCE() */
+	bool closed;		/* READ_ONCE()/WRITE_ONCE() */
+};
+
+/*
+ * Run the guest until the file is gone: faults see the file or -EFAULT,
+ * never anything else, and no pass that starts after close() returned
+ * completes (closing zapped what KVM had mapped).
+ */
+static void *close_race_vcpu(void *arg)
+{
+	struct close_race *c = arg;
+	struct ucall uc;
+
+	for (;;) {
+		bool closed = READ_ONCE(c->closed);
+
+		if (_vcpu_run(c->vcpu)) {
+			TEST_ASSERT(errno == EFAULT, "KVM_RUN failed: %s",
+				    strerror(errno));
+			TEST_ASSERT_EQ(c->vcpu->run->exit_reason,
+				       KVM_EXIT_MEMORY_FAULT);
+			if (closed)
+				break;
+			continue;
+		}
+		TEST_ASSERT(!closed, "a guest pass after the file was closed");
+		TEST_ASSERT_KVM_EXIT_REASON(c->vcpu, KVM_EXIT_IO);
+		if (get_ucall(c->vcpu, &uc) == UCALL_ABORT)
+			REPORT_GUEST_ASSERT(uc);
+		WRITE_ONCE(c->passes, c->passes + 1);
+	}
+	return NULL;
+}
+
+/*
+ * KVM's fault path uses the memslot's file without a reference; closing
+ * the file waits for the faults in flight.  Close it (the last reference)
+ * while the vCPU faults its pages in, at a random point of the first pass
+ * or later.
+ */
+static void test_close_race(void)
+{
+	unsigned int seed = time(NULL), round;
+
+	ksft_print_msg("close race seed %u\n", seed);
+	for (round = 0; round < CLOSE_ROUNDS; round++) {
+		struct close_race c = {};
+		struct gmem_vm g;
+		pthread_t vcpu;
+
+		___gmem_vm_create(&g, GUEST_MEMFD_FLAG_INIT_SHARED,
+				  guest_race_code, true);
+		munmap(g.mem, GMEM_SIZE);
+		c.vcpu = g.vcpu;
+		pthread_create(&vcpu, NULL, close_race_vcpu, &c);
+		/*
+		 * Even rounds close during the first pass (faults in flight),
+		 * odd ones after two passes (the close zaps mapped pages).
+		 */
+		if (round & 1)
+			while (READ_ONCE(c.passes) < 2)
+				usleep(100);
+		usleep(rand_r(&seed) % 20000);
+		close(g.fd);
+		WRITE_ONCE(c.closed, true);
+		pthread_join(vcpu, NULL);
+		kvm_vm_free(g.vm);
+	}
+	ksft_test_result_pass("closing the file while vCPUs fault on it\n");
+}
+
 struct race {
 	struct kvm_vcpu *vcpu;
 	uint8_t *mem;
@@ -1147,7 +1223,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction failed");
 
 	ksft_print_header();
-	ksft_set_plan(11);
+	ksft_set_plan(12);
 	test_flags();
 	test_mmap();
 	test_bad_input();
@@ -1158,6 +1234,7 @@ int main(int argc, char *argv[])
 	test_gmem_only();
 	test_file_gone();
 	test_races();
+	test_close_race();
 	test_numa();
 	ksft_finished();
 }
