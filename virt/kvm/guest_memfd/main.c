@@ -448,17 +448,22 @@ static int kvm_gmem_release(struct inode *inode, struct file *file)
 
 	filemap_invalidate_unlock(inode->i_mapping);
 
+	mutex_unlock(&kvm->slots_lock);
+
 	/*
 	 * The fault path uses slot->gmem.file inside kvm->srcu without a
 	 * reference (kvm_gmem_slot_file()): wait for every reader that may
-	 * have loaded it before it was cleared.  Outside the invalidate lock,
-	 * which a reader may wait for; under slots_lock, as a memslot update
-	 * does.  A file that was never bound has no such reader.
+	 * have loaded it before it was cleared, before @f goes.  Outside the
+	 * invalidate lock, which a reader may wait for, and outside slots_lock:
+	 * a reader can sleep for long (a KVM access through the file's mapping
+	 * waiting for a missing page), and memslot updates need not wait for
+	 * it too.  Every binding's pointer is NULL already, so unbind leaves @f
+	 * alone.  A file that was never bound has no such reader.  Release
+	 * never runs inside kvm->srcu: the last fput() defers it to task work,
+	 * which the vCPU run loop handles outside kvm->srcu.
 	 */
 	if (bound)
 		synchronize_srcu_expedited(&kvm->srcu);
-
-	mutex_unlock(&kvm->slots_lock);
 
 	xa_destroy(&f->bindings);
 	kfree(f);
@@ -488,9 +493,10 @@ static inline struct file *kvm_gmem_get_file(struct kvm_memory_slot *slot)
  * cache line every vCPU of every VM bound to the file would share): the
  * file and its inode stay valid until the caller leaves kvm->srcu, because
  * kvm_gmem_release() clears slot->gmem.file and then waits for kvm->srcu
- * readers, and unbind clears it before the memslot update that does.  The
- * file may be in its last fput() already; its pages are still there, and
- * the release's invalidation makes a racing fault retry.
+ * readers, and a deleted memslot is unreachable (the memslot update waited
+ * for the readers) before unbind runs.  The file may be in its last fput()
+ * already; its pages are still there, and the release's invalidation makes
+ * a racing fault retry.
  *
  * Context: inside kvm->srcu, or with kvm->slots_lock held.
  * Return: the file, or NULL if it was closed or unbound.
@@ -1322,6 +1328,7 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 					 PAGE_SHIFT);
 
 		/* 4K folios and no missing bit ever set: nothing to ask. */
+		state_order = max;
 		if (max || READ_ONCE(gi->state.uf)) {
 			if (kvm_gmem_state_lookup(&gi->state, index, max,
 						  &state_order) &
@@ -1367,7 +1374,9 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
  * Context: inside kvm->srcu (or with slots_lock held); no reference to the
  * file is taken (kvm_gmem_slot_file()).
  * Return: 0 with a reference to the folio, or a negative error: -EFAULT if
- * the file is gone, -ENODATA if the page is missing, -EHWPOISON.
+ * the file is gone, -ENODATA if the page is missing, -EHWPOISON for a
+ * poisoned page, -EIO for a gfn the file does not bind to @slot, or what
+ * allocating the folio or preparing it for the VM type returned.
  */
 int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
 		     gfn_t gfn, kvm_pfn_t *pfn, int *max_order)
