@@ -15,7 +15,11 @@
  *      of any design that exits per page;
  *  (a16), (b16) as (a) and (b), with the handler making the faulting page
  *      and the next 15 of its vCPU's region present at once, as a VMM
- *      that prefetches around a fault does.
+ *      that prefetches around a fault does;
+ *  (e) shmem in a memslot with KVM_MEM_EXIT_ON_MISSING (ordinary memory,
+ *      no guest_memfd): the vCPU exits where the host maps nothing and its
+ *      own thread maps the page with UFFDIO_CONTINUE (the page cache has
+ *      it, as for (a)), with no handler thread and no userfaultfd wait.
  * For (b) it also prints the exit-to-reentry time (from KVM_RUN returning
  * with the exit to the next KVM_RUN) at p50, p99 and max.
  *
@@ -27,7 +31,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +49,7 @@
 #define MAX_VCPUS	2
 
 enum mode { UFFD_ONE, UFFD_PER_VCPU, GMEM_CLEAR, GMEM_RESOLVE, GMEM_NONE,
-	    GMEM_SYNC, UFFD_BATCH, GMEM_BATCH, NR_MODES };
+	    GMEM_SYNC, UFFD_BATCH, GMEM_BATCH, EXIT_ON_MISSING, NR_MODES };
 
 static const char * const mode_names[NR_MODES] = {
 	"(a) uffd MINOR on shmem, one uffd",
@@ -54,6 +60,7 @@ static const char * const mode_names[NR_MODES] = {
 	"(d) guest_memfd, nothing missing, an I/O exit per page",
 	"(a16) uffd per vCPU, CONTINUE 16 pages per fault",
 	"(b16) guest_memfd exits, clear 16 pages per exit",
+	"(e) shmem, exit on missing, CONTINUE by the vCPU",
 };
 
 /* Pages a fault makes present in the batched modes: the prefetch. */
@@ -78,7 +85,8 @@ static void guest_code(uint64_t base, uint64_t size, uint64_t sync_each)
 struct worker {
 	struct kvm_vcpu *vcpu;
 	enum mode mode;
-	int fd;			/* guest_memfd */
+	int fd;			/* guest_memfd; for (e) the userfaultfd */
+	uint8_t *mem;		/* (e): the memslot's mapping */
 	uint64_t base;		/* its region's offset in the file */
 	uint64_t exits;
 	uint64_t *lat;		/* exit-to-reentry, ns */
@@ -115,11 +123,22 @@ static void *vcpu_thread(void *arg)
 		}
 		TEST_ASSERT(r == -1 && errno == EFAULT &&
 			    run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
-			    (run->memory_fault.flags &
-			     KVM_MEMORY_EXIT_FLAG_USERFAULT),
+			    (w->mode == EXIT_ON_MISSING ?
+			     !run->memory_fault.flags :
+			     (run->memory_fault.flags &
+			      KVM_MEMORY_EXIT_FLAG_USERFAULT)),
 			    "unexpected exit %u, errno %d", run->exit_reason,
 			    errno);
-		if (w->mode == GMEM_CLEAR || w->mode == GMEM_BATCH) {
+		if (w->mode == EXIT_ON_MISSING) {
+			struct uffdio_continue cont = {
+				.range.start = (uintptr_t)w->mem +
+					       run->memory_fault.gpa - MEM_GPA,
+				.range.len = PAGE,
+			};
+
+			TEST_ASSERT(!ioctl(w->fd, UFFDIO_CONTINUE, &cont),
+				    "UFFDIO_CONTINUE failed");
+		} else if (w->mode == GMEM_CLEAR || w->mode == GMEM_BATCH) {
 			uint64_t off = run->memory_fault.gpa - MEM_GPA;
 			uint64_t end = w->base + region_size;
 			struct kvm_gmem_range rg = { off, PAGE };
@@ -184,7 +203,25 @@ static bool mode_is_uffd(enum mode mode)
 
 static bool mode_exits(enum mode mode)
 {
-	return mode == GMEM_CLEAR || mode == GMEM_RESOLVE || mode == GMEM_BATCH;
+	return mode == GMEM_CLEAR || mode == GMEM_RESOLVE ||
+	       mode == GMEM_BATCH || mode == EXIT_ON_MISSING;
+}
+
+/* (e): one userfaultfd for the whole mapping, without a handler thread. */
+static int uffd_minor_no_handler(void *mem, uint64_t size)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_MINOR_SHMEM };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)mem, .len = size },
+		.mode = UFFDIO_REGISTER_MODE_MINOR,
+	};
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	TEST_ASSERT(uffd >= 0, "userfaultfd");
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API");
+	TEST_ASSERT(!ioctl(uffd, UFFDIO_REGISTER, &reg), "UFFDIO_REGISTER");
+	return uffd;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -208,11 +245,11 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	struct worker w[MAX_VCPUS] = {};
 	uint64_t *lat_all;
 	struct kvm_vm *vm;
-	int fd, v, nr_uffds;
+	int fd, v, nr_uffds, uffd_fd = -1;
 	void *mem, *fill;
 
 	vm = vm_create_with_vcpus(nr_vcpus, guest_code, vcpus);
-	if (mode_is_uffd(mode)) {
+	if (mode_is_uffd(mode) || mode == EXIT_ON_MISSING) {
 		fd = memfd_create("postcopy-shmem", 0);
 		TEST_ASSERT(fd >= 0 && !ftruncate(fd, size), "memfd failed");
 	} else {
@@ -226,7 +263,14 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 		*(uint64_t *)(fill + i) = i;
 	munmap(fill, size);
 
-	if (mode_is_uffd(mode)) {
+	if (mode == EXIT_ON_MISSING) {
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			   0);
+		TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
+		vm_set_user_memory_region(vm, MEM_SLOT, KVM_MEM_EXIT_ON_MISSING,
+					  MEM_GPA, size, mem);
+		uffd_fd = uffd_minor_no_handler(mem, size);
+	} else if (mode_is_uffd(mode)) {
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 			   0);
 		TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
@@ -262,7 +306,8 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	for (v = 0; v < nr_vcpus; v++) {
 		w[v].vcpu = vcpus[v];
 		w[v].mode = mode;
-		w[v].fd = fd;
+		w[v].fd = mode == EXIT_ON_MISSING ? uffd_fd : fd;
+		w[v].mem = mem;
 		w[v].base = v * region_size;
 		w[v].lat = calloc(region_size / PAGE + 1, sizeof(uint64_t));
 		TEST_ASSERT(w[v].lat, "out of memory");
@@ -291,7 +336,8 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	res->p99 = nlat ? lat_all[nlat * 99 / 100] : 0;
 	res->max = nlat ? lat_all[nlat - 1] : 0;
 	free(lat_all);
-	if (mode == GMEM_CLEAR || mode == GMEM_RESOLVE)
+	if (mode == GMEM_CLEAR || mode == GMEM_RESOLVE ||
+	    mode == EXIT_ON_MISSING)
 		TEST_ASSERT(res->exits == size / PAGE,
 			    "%lu exits for %lu pages", res->exits, size / PAGE);
 	if (mode == GMEM_BATCH)
@@ -304,6 +350,8 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	kvm_vm_free(vm);
 	if (mem)
 		munmap(mem, size);
+	if (uffd_fd >= 0)
+		close(uffd_fd);
 	close(fd);
 }
 
@@ -328,6 +376,7 @@ int main(int argc, char *argv[])
 		}
 	}
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD_USERFAULT));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_EXIT_ON_MISSING));
 	TEST_REQUIRE(max_vcpus >= 1 && max_vcpus <= MAX_VCPUS);
 	for (i = 0; i < PAGE / 8; i++)
 		src_page[i] = 0;
@@ -352,8 +401,9 @@ int main(int argc, char *argv[])
 
 			printf("| %d | %s | %.1f | %.0f |", n, mode_names[m],
 			       ms, rate);
-			/* (b) against the best (a), (b16) against (a16). */
-			if (m == GMEM_CLEAR || m == GMEM_RESOLVE)
+			/* (b), (e) against the best (a), (b16) against (a16). */
+			if (m == GMEM_CLEAR || m == GMEM_RESOLVE ||
+			    m == EXIT_ON_MISSING)
 				printf(" %.2fx faster |", a / ms);
 			else if (m == GMEM_BATCH)
 				printf(" %.2fx faster |",
