@@ -8,8 +8,10 @@
  * vCPU thread itself makes it present (MADV_POPULATE_WRITE, UFFDIO_COPY on
  * a MISSING userfaultfd, UFFDIO_CONTINUE on a MINOR one) and runs again.
  * Also: a read maps a page the host maps read-only (a private mapping of a
- * file) and the write after it exits again; the flag set and cleared on a
- * live memslot; the capability; the flag refused with KVM_MEM_GUEST_MEMFD.
+ * file), so reading it again does not exit, and the write after it exits;
+ * the flag set and cleared on a live memslot; KVM_PRE_FAULT_MEMORY; the
+ * capability; the flag refused with KVM_MEM_GUEST_MEMFD and by the v1
+ * ioctl, accepted with KVM_MEM_READONLY and dirty logging.
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -47,6 +49,7 @@ static const char * const backing_names[] = {
 	"anonymous", "shmem", "hugetlb 2M", "hugetlb 1G",
 	"private mapping of shmem",
 };
+
 static const char * const resolve_names[] = {
 	"MADV_POPULATE_WRITE", "UFFDIO_COPY", "UFFDIO_CONTINUE",
 };
@@ -60,22 +63,34 @@ struct mem {
 	void *src;		/* UFFDIO_COPY source, one page */
 };
 
-/*
- * Guest: write every @stride bytes (@read_first: read there first), then
- * check what it wrote.
- */
-static void guest_code(uint64_t size, uint64_t tag, bool read_first,
-		       uint64_t stride)
+/* Guest: write every @stride bytes, then check what it wrote. */
+static void guest_code(uint64_t size, uint64_t tag, uint64_t stride)
 {
 	uint64_t gpa;
 
-	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += stride) {
-		if (read_first)
-			GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), 0);
+	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += stride)
 		WRITE_ONCE(*(uint64_t *)gpa, gpa ^ tag);
-	}
 	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += stride)
 		GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), gpa ^ tag);
+	GUEST_DONE();
+}
+
+/*
+ * Guest: read every 4K page (it reads 0), again, then write each: three
+ * phases that the host tells apart by the GUEST_SYNC between them.
+ */
+static void guest_rw_code(uint64_t size, uint64_t tag)
+{
+	uint64_t gpa;
+
+	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += 4096)
+		GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), 0);
+	GUEST_SYNC(1);
+	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += 4096)
+		GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), 0);
+	GUEST_SYNC(2);
+	for (gpa = MEM_GPA; gpa < MEM_GPA + size; gpa += 4096)
+		WRITE_ONCE(*(uint64_t *)gpa, gpa ^ tag);
 	GUEST_DONE();
 }
 
@@ -114,7 +129,7 @@ static void mem_create(struct mem *m, enum backing b, uint64_t size)
 	TEST_ASSERT(m->hva != MAP_FAILED, "mmap of %s memory",
 		    backing_names[b]);
 	/* 4K pages where the backing has them: one exit per page. */
-	if (b == ANON)
+	if (b == ANON || b == SHMEM || b == SHMEM_PRIVATE)
 		TEST_ASSERT(!madvise(m->hva, size, MADV_NOHUGEPAGE), "madvise");
 }
 
@@ -195,12 +210,12 @@ static void set_slot(struct kvm_vm *vm, struct mem *m, uint32_t flags)
 }
 
 /*
- * Run the guest to the end; resolve every exit with @how (or, for the
- * read-then-write case, make the page readable first).  Returns the number
- * of exits.
+ * Run the guest to its next GUEST_SYNC or GUEST_DONE, resolving every exit
+ * with @how, or with a host read of the page if @host_read.  Returns the
+ * number of exits; *@cmd receives the ucall.
  */
-static uint64_t run_resolving(struct kvm_vcpu *vcpu, struct mem *m,
-			      enum resolve how, bool read_first)
+static uint64_t run_to_ucall(struct kvm_vcpu *vcpu, struct mem *m,
+			     enum resolve how, bool host_read, uint64_t *cmd)
 {
 	uint64_t exits = 0, off;
 	struct kvm_run *run = vcpu->run;
@@ -219,29 +234,29 @@ static uint64_t run_resolving(struct kvm_vcpu *vcpu, struct mem *m,
 			    !(run->memory_fault.gpa & 4095),
 			    "memory fault at 0x%llx", run->memory_fault.gpa);
 		off = run->memory_fault.gpa - MEM_GPA;
-		if (read_first && !(exits & 1)) {
-			/*
-			 * A host read maps the file's page read-only (a
-			 * private mapping copies it on write); the guest's
-			 * read takes it, its write exits again.
-			 */
+		if (host_read)
 			TEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)(m->hva + off)), 0);
-		} else {
+		else
 			mem_resolve(m, how, off);
-		}
 		exits++;
-		TEST_ASSERT(exits <= 2 * m->size / 4096, "exits without end");
+		TEST_ASSERT(exits <= m->size / 4096, "exits without end");
 	}
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
+	*cmd = get_ucall(vcpu, &uc);
+	if (*cmd == UCALL_ABORT)
 		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	TEST_ASSERT(*cmd == UCALL_DONE || *cmd == UCALL_SYNC,
+		    "unexpected ucall %lu", *cmd);
+	return exits;
+}
+
+/* Run the guest to GUEST_DONE, resolving every exit with @how. */
+static uint64_t run_resolving(struct kvm_vcpu *vcpu, struct mem *m,
+			      enum resolve how)
+{
+	uint64_t cmd, exits = run_to_ucall(vcpu, m, how, false, &cmd);
+
+	TEST_ASSERT_EQ(cmd, UCALL_DONE);
 	return exits;
 }
 
@@ -255,13 +270,17 @@ static void check_contents(struct mem *m, uint64_t tag)
 }
 
 static struct kvm_vm *vm_for(struct mem *m, struct kvm_vcpu **vcpu,
-			     uint64_t tag, bool read_first)
+			     uint64_t tag)
 {
 	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
 
-	vcpu_args_set(*vcpu, 4, m->size, tag, read_first, m->stride);
+	vcpu_args_set(*vcpu, 3, m->size, tag, m->stride);
 	set_slot(vm, m, KVM_MEM_EXIT_ON_MISSING);
-	virt_map(vm, MEM_GPA, MEM_GPA, m->size / getpagesize());
+	/* The guest's page tables of 1 GiB in 4K pages would not fit. */
+	if (m->backing == HUGETLB_1G)
+		virt_map_level(vm, MEM_GPA, MEM_GPA, m->size, PG_LEVEL_1G);
+	else
+		virt_map(vm, MEM_GPA, MEM_GPA, m->size / getpagesize());
 	return vm;
 }
 
@@ -295,8 +314,8 @@ static void test_exits(enum backing b, enum resolve how, uint64_t size)
 		mem_register_uffd(&m, UFFDIO_REGISTER_MODE_MISSING);
 	else if (how == UFFD_CONTINUE)
 		mem_register_uffd(&m, UFFDIO_REGISTER_MODE_MINOR);
-	vm = vm_for(&m, &vcpu, tag, false);
-	exits = run_resolving(vcpu, &m, how, false);
+	vm = vm_for(&m, &vcpu, tag);
+	exits = run_resolving(vcpu, &m, how);
 	TEST_ASSERT_EQ(exits, size / m.page);
 	check_contents(&m, tag);
 	kvm_vm_free(vm);
@@ -305,22 +324,70 @@ static void test_exits(enum backing b, enum resolve how, uint64_t size)
 			      resolve_names[how], exits);
 }
 
-/* A read maps the zero page read-only; the write after it exits again. */
+/*
+ * A host read maps a private file mapping's page read-only: the guest's
+ * read takes it (a second pass of reads does not exit), its write exits.
+ */
 static void test_read_then_write(void)
 {
-	uint64_t size = 64 * 4096, exits;
+	uint64_t size = 64 * 4096, cmd, off;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct mem m;
 
 	mem_create(&m, SHMEM_PRIVATE, size);
-	vm = vm_for(&m, &vcpu, 0x77, true);
-	exits = run_resolving(vcpu, &m, POPULATE, true);
-	TEST_ASSERT_EQ(exits, 2 * size / 4096);
-	check_contents(&m, 0x77);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_rw_code);
+	vcpu_args_set(vcpu, 2, size, 0x77);
+	set_slot(vm, &m, KVM_MEM_EXIT_ON_MISSING);
+	virt_map(vm, MEM_GPA, MEM_GPA, size / getpagesize());
+
+	TEST_ASSERT_EQ(run_to_ucall(vcpu, &m, POPULATE, true, &cmd),
+		       size / 4096);
+	TEST_ASSERT_EQ(cmd, UCALL_SYNC);
+	/* Read-only host mappings were taken: no exit the second time. */
+	TEST_ASSERT_EQ(run_to_ucall(vcpu, &m, POPULATE, true, &cmd), 0);
+	TEST_ASSERT_EQ(cmd, UCALL_SYNC);
+	TEST_ASSERT_EQ(run_to_ucall(vcpu, &m, POPULATE, false, &cmd),
+		       size / 4096);
+	TEST_ASSERT_EQ(cmd, UCALL_DONE);
+	for (off = 0; off < size; off += 4096)
+		TEST_ASSERT_EQ(*(uint64_t *)(m.hva + off),
+			       (MEM_GPA + off) ^ 0x77);
 	kvm_vm_free(vm);
 	mem_destroy(&m);
-	ksft_test_result_pass("read maps read-only, the write exits again\n");
+	ksft_test_result_pass("reads take read-only host mappings, writes exit\n");
+}
+
+/* KVM_PRE_FAULT_MEMORY maps what the host maps and fails elsewhere. */
+static void test_pre_fault(void)
+{
+	struct kvm_pre_fault_memory range = { .gpa = MEM_GPA, .size = 4096 };
+	uint64_t size = 16 * 4096;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct mem m;
+	int r;
+
+	if (!kvm_has_cap(KVM_CAP_PRE_FAULT_MEMORY)) {
+		ksft_test_result_skip("no KVM_PRE_FAULT_MEMORY\n");
+		return;
+	}
+	mem_create(&m, ANON, size);
+	vm = vm_for(&m, &vcpu, 0x99);
+	r = __vcpu_ioctl(vcpu, KVM_PRE_FAULT_MEMORY, &range);
+	TEST_ASSERT(r && errno == EFAULT,
+		    "pre-faulting a missing page: %d, %s", r, strerror(errno));
+	mem_resolve(&m, POPULATE, 0);
+	range = (struct kvm_pre_fault_memory){ .gpa = MEM_GPA, .size = 4096 };
+	r = __vcpu_ioctl(vcpu, KVM_PRE_FAULT_MEMORY, &range);
+	TEST_ASSERT(!r && !range.size, "pre-faulting a present page: %d, %s",
+		    r, strerror(errno));
+	/* The guest's writes: one exit fewer, the page pre-faulted. */
+	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE), size / 4096 - 1);
+	check_contents(&m, 0x99);
+	kvm_vm_free(vm);
+	mem_destroy(&m);
+	ksft_test_result_pass("KVM_PRE_FAULT_MEMORY fails where the host maps nothing\n");
 }
 
 /* The flag set and cleared on a memslot the guest has used. */
@@ -337,16 +404,16 @@ static void test_toggle(void)
 	virt_map(vm, MEM_GPA, MEM_GPA, size / getpagesize());
 
 	/* Without the flag KVM faults the pages in itself. */
-	vcpu_args_set(vcpu, 4, size, 1, false, 4096);
-	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE, false), 0);
+	vcpu_args_set(vcpu, 3, size, 1, 4096);
+	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE), 0);
 	check_contents(&m, 1);
 
 	/* Dropped (KVM's mappings with them), then the flag on. */
 	TEST_ASSERT(!madvise(m.hva, size, MADV_DONTNEED), "MADV_DONTNEED");
 	set_slot(vm, &m, KVM_MEM_EXIT_ON_MISSING);
 	vcpu_arch_set_entry_point(vcpu, guest_code);
-	vcpu_args_set(vcpu, 4, size, 2, false, 4096);
-	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE, false),
+	vcpu_args_set(vcpu, 3, size, 2, 4096);
+	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE),
 		       size / 4096);
 	check_contents(&m, 2);
 
@@ -354,8 +421,8 @@ static void test_toggle(void)
 	TEST_ASSERT(!madvise(m.hva, size, MADV_DONTNEED), "MADV_DONTNEED");
 	set_slot(vm, &m, 0);
 	vcpu_arch_set_entry_point(vcpu, guest_code);
-	vcpu_args_set(vcpu, 4, size, 3, false, 4096);
-	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE, false), 0);
+	vcpu_args_set(vcpu, 3, size, 3, 4096);
+	TEST_ASSERT_EQ(run_resolving(vcpu, &m, POPULATE), 0);
 	check_contents(&m, 3);
 
 	kvm_vm_free(vm);
@@ -363,25 +430,55 @@ static void test_toggle(void)
 	ksft_test_result_pass("flag set and cleared on a live memslot\n");
 }
 
-/* Refused with KVM_MEM_GUEST_MEMFD, with nothing created. */
-static void test_invalid(void)
+/*
+ * Refused with KVM_MEM_GUEST_MEMFD and by the v1 ioctl, with nothing
+ * created; accepted with KVM_MEM_READONLY and dirty logging.  The
+ * capability is there and the guest_memfd ones keep their values.
+ */
+static void test_flags(void)
 {
+	uint64_t gmem = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 	struct kvm_vm *vm;
 	void *hva;
 	int fd, r;
 
 	TEST_ASSERT_EQ(kvm_check_cap(KVM_CAP_EXIT_ON_MISSING), 1);
+	hva = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(hva != MAP_FAILED, "mmap");
+
+	vm = vm_create_barebones();
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_EXIT_ON_MISSING), 1);
+	r = __vm_set_user_memory_region(vm, MEM_SLOT, KVM_MEM_EXIT_ON_MISSING,
+					MEM_GPA, SZ_2M, hva);
+	TEST_ASSERT(r && errno == EINVAL,
+		    "KVM_SET_USER_MEMORY_REGION (v1) must refuse the flag");
+	r = __vm_set_user_memory_region2(vm, MEM_SLOT,
+					 KVM_MEM_EXIT_ON_MISSING |
+					 KVM_MEM_READONLY, MEM_GPA, SZ_2M,
+					 hva, -1, 0);
+	TEST_ASSERT(!r, "with KVM_MEM_READONLY: %s", strerror(errno));
+	r = __vm_set_user_memory_region2(vm, MEM_SLOT + 1,
+					 KVM_MEM_EXIT_ON_MISSING |
+					 KVM_MEM_LOG_DIRTY_PAGES,
+					 MEM_GPA + SZ_2M, SZ_2M, hva, -1, 0);
+	TEST_ASSERT(!r, "with dirty logging: %s", strerror(errno));
+	kvm_vm_free(vm);
+
 	if (!(kvm_check_cap(KVM_CAP_VM_TYPES) &
 	      BIT(KVM_X86_SW_PROTECTED_VM))) {
-		ksft_test_result_skip("no KVM_X86_SW_PROTECTED_VM\n");
+		munmap(hva, SZ_2M);
+		ksft_test_result_pass("flags (no KVM_X86_SW_PROTECTED_VM)\n");
 		return;
 	}
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_EXIT_ON_MISSING), 1);
+	/* The guest_memfd capabilities are theirs, not this one's. */
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) & gmem,
+		       gmem);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES),
+		       KVM_MEMORY_ATTRIBUTE_PRIVATE);
 	fd = vm_create_guest_memfd(vm, SZ_2M, 0);
-	hva = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(hva != MAP_FAILED, "mmap");
 	r = __vm_set_user_memory_region2(vm, MEM_SLOT,
 					 KVM_MEM_GUEST_MEMFD |
 					 KVM_MEM_EXIT_ON_MISSING,
@@ -402,7 +499,8 @@ static void test_invalid(void)
 	kvm_vm_free(vm);
 	close(fd);
 	munmap(hva, SZ_2M);
-	ksft_test_result_pass("refused with KVM_MEM_GUEST_MEMFD\n");
+	ksft_test_result_pass("flags: refused with GUEST_MEMFD and by v1, %s\n",
+			      "with READONLY and dirty logging");
 }
 
 int main(int argc, char *argv[])
@@ -414,7 +512,7 @@ int main(int argc, char *argv[])
 	has_1g = hugetlb_available(SZ_1G);
 
 	ksft_print_header();
-	ksft_set_plan(10);
+	ksft_set_plan(11);
 
 	test_exits(ANON, POPULATE, 512 * 4096);
 	test_exits(ANON, UFFD_COPY, 512 * 4096);
@@ -427,13 +525,13 @@ int main(int argc, char *argv[])
 		ksft_test_result_skip("no free 2M hugetlb page\n");
 		ksft_test_result_skip("no free 2M hugetlb page\n");
 	}
-	if (has_1g) {
+	if (has_1g)
 		test_exits(HUGETLB_1G, POPULATE, SZ_1G);
-	} else {
+	else
 		ksft_test_result_skip("no free 1G hugetlb page\n");
-	}
 	test_read_then_write();
 	test_toggle();
-	test_invalid();
+	test_pre_fault();
+	test_flags();
 	ksft_finished();
 }

@@ -267,8 +267,9 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 			   0);
 		TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
-		vm_set_user_memory_region(vm, MEM_SLOT, KVM_MEM_EXIT_ON_MISSING,
-					  MEM_GPA, size, mem);
+		vm_set_user_memory_region2(vm, MEM_SLOT,
+					   KVM_MEM_EXIT_ON_MISSING, MEM_GPA,
+					   size, mem, -1, 0);
 		uffd_fd = uffd_minor_no_handler(mem, size);
 	} else if (mode_is_uffd(mode)) {
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
