@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -219,7 +220,6 @@ static uint64_t run_to_ucall(struct kvm_vcpu *vcpu, struct mem *m,
 {
 	uint64_t exits = 0, off;
 	struct kvm_run *run = vcpu->run;
-	struct ucall uc;
 
 	for (;;) {
 		if (!_vcpu_run(vcpu))
@@ -241,12 +241,7 @@ static uint64_t run_to_ucall(struct kvm_vcpu *vcpu, struct mem *m,
 		exits++;
 		TEST_ASSERT(exits <= m->size / 4096, "exits without end");
 	}
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	*cmd = get_ucall(vcpu, &uc);
-	if (*cmd == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(*cmd == UCALL_DONE || *cmd == UCALL_SYNC,
-		    "unexpected ucall %lu", *cmd);
+	*cmd = gmem_expect_ucall(vcpu);
 	return exits;
 }
 

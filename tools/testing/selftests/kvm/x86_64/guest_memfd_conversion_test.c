@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -143,7 +144,6 @@ static void run_guest(struct kvm_vcpu *vcpu, uint64_t offset, uint64_t size,
 		      uint8_t expect, uint8_t write)
 {
 	struct kvm_vm *vm = vcpu->vm;
-	struct ucall uc;
 
 	guest_offset = offset;
 	guest_size = size;
@@ -155,16 +155,7 @@ static void run_guest(struct kvm_vcpu *vcpu, uint64_t offset, uint64_t size,
 	sync_global_to_guest(vm, guest_write);
 
 	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	gmem_expect_sync(vcpu);
 }
 
 struct gmem_vm {
@@ -1120,20 +1111,8 @@ static unsigned long allowed_nodes(void)
 
 static unsigned long free_2m_on(int node)
 {
-	char path[96];
-	unsigned long n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages",
-		 node);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%lu", &n) != 1)
-		n = 0;
-	fclose(f);
-	return n;
+	return gmem_read_sysfs_ulong("/sys/devices/system/node/node%d/%s", node,
+				     "hugepages/hugepages-2048kB/free_hugepages");
 }
 
 /*

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -41,14 +42,6 @@ struct side {
 	void *hva;
 	bool gmem_state;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 static void side_create(struct side *s, bool gmem_state)
 {
@@ -101,12 +94,12 @@ static void side_convert(struct side *s, uint64_t off, uint64_t size,
  */
 static double time_range(struct side *s, uint64_t size, int rounds)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = gmem_now_ns();
 	int i;
 
 	for (i = 0; i < rounds; i++)
 		side_convert(s, 0, size, i & 1);
-	return (double)(now_ns() - t0) / rounds;
+	return (double)(gmem_now_ns() - t0) / rounds;
 }
 
 /*
@@ -119,11 +112,11 @@ static double time_pages(struct side *s, int ops, bool to_private)
 	unsigned int seed = 1;
 	int i;
 
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	for (i = 0; i < ops; i++)
 		side_convert(s, (rand_r(&seed) % npages) * page, page,
 			     to_private);
-	return (double)(now_ns() - t0) / ops;
+	return (double)(gmem_now_ns() - t0) / ops;
 }
 
 static void phase_done(const char *phase)

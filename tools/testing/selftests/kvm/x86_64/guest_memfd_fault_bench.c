@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -65,14 +66,6 @@ static void guest_code(uint64_t pages)
 	for (gpa = MEM_GPA; gpa < MEM_GPA + pages * 4096; gpa += 4096)
 		WRITE_ONCE(*(uint64_t *)gpa, gpa);
 	GUEST_DONE();
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /* Time per fault of one run over the first @pages pages of backing @b. */
@@ -123,9 +116,9 @@ static double run_one(enum backing b, uint64_t pages)
 	virt_map(vm, MEM_GPA, MEM_GPA, pages);
 
 	s4k = vm_get_stat(vm, "pages_4k");
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	vcpu_run(vcpu);
-	t = now_ns() - t0;
+	t = gmem_now_ns() - t0;
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
 	/* Every page was one 4K mapping, i.e. one fault. */

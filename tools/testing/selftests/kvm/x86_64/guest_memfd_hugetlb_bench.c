@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -62,14 +63,6 @@ static void guest_code(void)
 	for (gpa = MEM_GPA; gpa < MEM_GPA + SZ_1G; gpa += 4096)
 		WRITE_ONCE(*(uint64_t *)gpa, gpa);
 	GUEST_DONE();
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 struct result {
@@ -112,9 +105,9 @@ static void run_one(enum backing b, struct result *r)
 	s4k = vm_get_stat(vm, "pages_4k");
 	s2m = vm_get_stat(vm, "pages_2m");
 	s1g = vm_get_stat(vm, "pages_1g");
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	vcpu_run(vcpu);
-	r->ns = now_ns() - t0;
+	r->ns = gmem_now_ns() - t0;
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
 	r->pages_4k = vm_get_stat(vm, "pages_4k") - s4k;
@@ -131,13 +124,13 @@ static void run_one(enum backing b, struct result *r)
 static double create_close_ns(int rounds)
 {
 	struct kvm_vm *vm = ____vm_create(protected_vm_shape);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = gmem_now_ns();
 	int i;
 
 	for (i = 0; i < rounds; i++)
 		close(vm_create_guest_memfd(vm, SZ_1G,
 					    gmem_flags[GMEM_1G]));
-	t0 = now_ns() - t0;
+	t0 = gmem_now_ns() - t0;
 	kvm_vm_free(vm);
 	return (double)t0 / rounds;
 }
@@ -173,12 +166,12 @@ static void convert_ns(enum backing b, int rounds, double *split,
 		TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE,
 				       off & ~((2UL << 20) - 1), 2UL << 20),
 			    "fallocate failed");
-		t0 = now_ns();
+		t0 = gmem_now_ns();
 		TEST_ASSERT(!convert(fd, off, false), "conversion to shared failed");
-		ts += now_ns() - t0;
-		t0 = now_ns();
+		ts += gmem_now_ns() - t0;
+		t0 = gmem_now_ns();
 		TEST_ASSERT(!convert(fd, off, true), "conversion to private failed");
-		tp += now_ns() - t0;
+		tp += gmem_now_ns() - t0;
 	}
 	close(fd);
 	kvm_vm_free(vm);

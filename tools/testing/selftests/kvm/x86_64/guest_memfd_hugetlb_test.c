@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -361,19 +362,8 @@ static void guest_code(void)
 /* Run @vcpu until its next GUEST_SYNC; a guest assertion fails the test. */
 static void run_to_sync(struct kvm_vcpu *vcpu)
 {
-	struct ucall uc;
-
 	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	gmem_expect_sync(vcpu);
 }
 
 /* One guest pass writing @seed's pattern, first checking @prev's if @check. */

@@ -102,6 +102,7 @@
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -367,14 +368,6 @@ static struct {
 	.req_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static void lock(void)
 {
 	pthread_mutex_lock(&mig.lock);
@@ -427,25 +420,6 @@ static bool xread(int fd, void *buf, size_t len)
 static bool xsend(int fd, const void *buf, size_t len)
 {
 	return xfer(fd, (void *)buf, len, true);
-}
-
-/* A hugetlb pool's count (free_hugepages, resv_hugepages), 0 without it. */
-static unsigned long pool_count(uint64_t page_size, const char *what)
-{
-	char path[96];
-	unsigned long n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/mm/hugepages/hugepages-%lukB/%s",
-		 page_size >> 10, what);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%lu", &n) != 1)
-		n = 0;
-	fclose(f);
-	return n;
 }
 
 /* KVM_GMEM_SET_USERFAULT @op with @flags on [@offset, +@size). */
@@ -635,7 +609,7 @@ static void *vcpu_thread(void *arg)
 		int r;
 
 		if (t_exit) {
-			add_sample(&c->lat, now_ns() - t_exit);
+			add_sample(&c->lat, gmem_now_ns() - t_exit);
 			t_exit = 0;
 		}
 		/*
@@ -650,7 +624,7 @@ static void *vcpu_thread(void *arg)
 		}
 		assert_on_unhandled_exception(c->vcpu);
 		if (r) {
-			uint64_t t = now_ns();
+			uint64_t t = gmem_now_ns();
 
 			if (READ_ONCE(mig.quit))
 				break;
@@ -1010,7 +984,7 @@ static void __noreturn run_source(int sock, int req)
 	mig.sent = calloc(mig.npages / 8 + 1, 1);
 	TEST_ASSERT(mig.sent, "out of memory");
 
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	start_vcpus();
 	pthread_create(&checker, NULL, source_checker, NULL);
 	for (;;) {
@@ -1021,13 +995,13 @@ static void __noreturn run_source(int sock, int req)
 		for (v = 0; v < mig.nr_vcpus; v++)
 			ran &= mig.vcpus[v].passes >= 1;
 		unlock();
-		if (ran && now_ns() - t0 >= mig.run_ms * 1000000ULL)
+		if (ran && gmem_now_ns() - t0 >= mig.run_ms * 1000000ULL)
 			break;
 	}
 	WRITE_ONCE(mig.checker_stop, true);
 	pthread_join(checker, NULL);
 	TEST_ASSERT(stop_vcpus(), "source vCPUs did not stop");
-	hdr.stop_ns = now_ns();
+	hdr.stop_ns = gmem_now_ns();
 	hdr.ran_ms = (hdr.stop_ns - t0) / 1000000;
 	read_stats(hdr.stats);
 
@@ -1035,9 +1009,9 @@ static void __noreturn run_source(int sock, int req)
 	for (pg = 0; pg < mig.npages; pg++)
 		hdr.shared += test_bit8(mig.shared, pg);
 	if (mig.mode == MODE_GMEM) {
-		t0 = now_ns();
+		t0 = gmem_now_ns();
 		convert(0, mig.size, false);
-		hdr.to_shared_ms = (now_ns() - t0) / 1000000;
+		hdr.to_shared_ms = (gmem_now_ns() - t0) / 1000000;
 	}
 	ctl = (const struct mig_ctl *)mig.mem;
 	hdr.size = mig.size;
@@ -1128,7 +1102,7 @@ static void uffd_continue(uint64_t off, uint64_t len)
  */
 static void mark_present(uint64_t pg, uint64_t n)
 {
-	uint64_t wake[CHUNK], nwake = 0, i, t = now_ns();
+	uint64_t wake[CHUNK], nwake = 0, i, t = gmem_now_ns();
 
 	lock();
 	for (i = pg; i < pg + n; i++) {
@@ -1369,7 +1343,7 @@ static void release_fault(uint64_t off)
 
 static void handle_uffd_fault(uint64_t addr)
 {
-	uint64_t off = addr - (uintptr_t)mig.mem, pg = off / PAGE, t = now_ns();
+	uint64_t off = addr - (uintptr_t)mig.mem, pg = off / PAGE, t = gmem_now_ns();
 	bool req = false, present, abort;
 
 	TEST_ASSERT(off < mig.size, "fault at 0x%lx", addr);
@@ -1576,7 +1550,7 @@ static void check_none_missing(void)
 
 static void verify(void)
 {
-	uint64_t expect[PAGE / 8], pg, bad = 0, t0 = now_ns();
+	uint64_t expect[PAGE / 8], pg, bad = 0, t0 = gmem_now_ns();
 	const struct mig_ctl *ctl;
 	uint8_t *data;
 	int v;
@@ -1604,7 +1578,7 @@ static void verify(void)
 				    r ? strerror(errno) : "shared");
 			mig.res.map_probed++;
 		}
-		mig.res.verify_map_ms = (now_ns() - t0) / 1000000;
+		mig.res.verify_map_ms = (gmem_now_ns() - t0) / 1000000;
 		convert(0, mig.size, false);
 	}
 	data = mig.mode == MODE_GMEM ? mig.mem : mig.alias;
@@ -1633,7 +1607,7 @@ static void verify(void)
 	}
 	TEST_ASSERT(!bad, "%lu pages differ from the guest's counters", bad);
 	mig.res.verified = mig.npages;
-	mig.res.verify_ms = (now_ns() - t0) / 1000000;
+	mig.res.verify_ms = (gmem_now_ns() - t0) / 1000000;
 }
 
 static void __noreturn dest_exit(int result_fd, int status)
@@ -1701,19 +1675,19 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 	}
 
 	/* Pre-copy, before the vCPUs run. */
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	receive_stream(MSG_PRECOPY_END, &mig.res.precopied,
 		       "the source went away during the pre-copy");
 	if (mig.abort)
 		goto abort;
 	printf("destination: %lu pages pre-copied in %lu ms, starting the guest\n",
-	       mig.res.precopied, (now_ns() - t0) / 1000000);
+	       mig.res.precopied, (gmem_now_ns() - t0) / 1000000);
 	fflush(stdout);
 
 	pthread_create(&stream, NULL, stream_receiver, NULL);
 	pthread_create(&demand, NULL, demand_receiver, NULL);
 	started = true;
-	t0 = now_ns();
+	t0 = gmem_now_ns();
 	mig.res.downtime_ns = t0 - hdr->stop_ns;
 	start_vcpus();
 	pthread_create(&checker, NULL, dest_checker, NULL);
@@ -1756,10 +1730,10 @@ static void __noreturn run_dest(int sock, int req, int result_fd)
 		goto abort;
 	read_stats(mig.res.stats_pass);
 	if (mig.mode == MODE_GMEM) {
-		t0 = now_ns();
+		t0 = gmem_now_ns();
 		set_userfault(mig.fd, KVM_GMEM_USERFAULT_CLEAR,
 			      KVM_GMEM_USERFAULT_FLAG_COLLAPSE, 0, mig.size);
-		mig.res.collapse_us = (now_ns() - t0) / 1000;
+		mig.res.collapse_us = (gmem_now_ns() - t0) / 1000;
 		if (!wait_passes(2))
 			goto abort;
 		read_stats(mig.res.stats_collapse);
@@ -1809,10 +1783,10 @@ struct pools {
 
 static void read_pools(struct pools *p)
 {
-	p->free_1g = pool_count(SZ_1G, "free_hugepages");
-	p->free_2m = pool_count(SZ_2M, "free_hugepages");
-	p->resv_1g = pool_count(SZ_1G, "resv_hugepages");
-	p->resv_2m = pool_count(SZ_2M, "resv_hugepages");
+	p->free_1g = gmem_hugetlb_pool(SZ_1G, "free_hugepages");
+	p->free_2m = gmem_hugetlb_pool(SZ_2M, "free_hugepages");
+	p->resv_1g = gmem_hugetlb_pool(SZ_1G, "resv_hugepages");
+	p->resv_2m = gmem_hugetlb_pool(SZ_2M, "resv_hugepages");
 }
 
 static const char *backing_name(uint64_t page_size)
@@ -1852,7 +1826,7 @@ static void migrate(enum mode mode, struct mig_result *res, int *src_status,
 		    int *dst_status, int timeout_s)
 {
 	int sv[2], rq[2], rp[2], fds = 0;
-	uint64_t deadline = now_ns() + timeout_s * 1000000000ULL;
+	uint64_t deadline = gmem_now_ns() + timeout_s * 1000000000ULL;
 	pid_t src, dst;
 	struct pollfd pfd;
 
@@ -1873,7 +1847,7 @@ static void migrate(enum mode mode, struct mig_result *res, int *src_status,
 	res->status = -1;
 	*src_status = *dst_status = -1;
 	pfd = (struct pollfd){ .fd = rp[0], .events = POLLIN };
-	while (fds < 2 && now_ns() < deadline) {
+	while (fds < 2 && gmem_now_ns() < deadline) {
 		int status;
 		pid_t pid;
 
@@ -2014,7 +1988,7 @@ static int run_one(enum mode mode)
 	const char *name = mode == MODE_GMEM ? "guest_memfd" : "memfd+MINOR";
 	struct pools before, after;
 	struct mig_result res;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = gmem_now_ns();
 
 	timeout = 600 + (mig.size >> 20) * 2;
 	read_pools(&before);
@@ -2057,7 +2031,7 @@ static int run_one(enum mode mode)
 	}
 	if (!ret)
 		print_table(mode, &res, &before, &after,
-			    (now_ns() - t0) / 1000000);
+			    (gmem_now_ns() - t0) / 1000000);
 	if (inject)
 		ksft_test_result(ret == EXIT_SOURCE_LOST,
 				 "%s: source lost, destination stopped cleanly, pools exact\n",
@@ -2083,7 +2057,7 @@ static void choose_backing(uint64_t preferred)
 
 		if (ps > preferred)
 			continue;
-		have = pool_count(ps, "free_hugepages") * ps;
+		have = gmem_hugetlb_pool(ps, "free_hugepages") * ps;
 		if ((caps & ps) && !(mig.size % ps) && have >= 2 * mig.size) {
 			mig.page_size = ps;
 			mig.gmem_flags = GUEST_MEMFD_FLAG_HUGETLB |

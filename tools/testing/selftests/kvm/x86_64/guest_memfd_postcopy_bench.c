@@ -19,7 +19,9 @@
  *  (e) shmem in a memslot with KVM_MEM_EXIT_ON_MISSING (ordinary memory,
  *      no guest_memfd): the vCPU exits where the host maps nothing and its
  *      own thread maps the page with UFFDIO_CONTINUE (the page cache has
- *      it, as for (a)), with no handler thread and no userfaultfd wait.
+ *      it, as for (a)), with no handler thread and no userfaultfd wait;
+ *  (e16) as (e), CONTINUE of the faulting page and the next 15 of its
+ *      vCPU's region, against (a16).
  * For (b) it also prints the exit-to-reentry time (from KVM_RUN returning
  * with the exit to the next KVM_RUN) at p50, p99 and max.
  *
@@ -37,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -49,7 +52,8 @@
 #define MAX_VCPUS	2
 
 enum mode { UFFD_ONE, UFFD_PER_VCPU, GMEM_CLEAR, GMEM_RESOLVE, GMEM_NONE,
-	    GMEM_SYNC, UFFD_BATCH, GMEM_BATCH, EXIT_ON_MISSING, NR_MODES };
+	    GMEM_SYNC, UFFD_BATCH, GMEM_BATCH, EXIT_ON_MISSING, EOM_BATCH,
+	    NR_MODES };
 
 static const char * const mode_names[NR_MODES] = {
 	"(a) uffd MINOR on shmem, one uffd",
@@ -61,6 +65,7 @@ static const char * const mode_names[NR_MODES] = {
 	"(a16) uffd per vCPU, CONTINUE 16 pages per fault",
 	"(b16) guest_memfd exits, clear 16 pages per exit",
 	"(e) shmem, exit on missing, CONTINUE by the vCPU",
+	"(e16) exit on missing, CONTINUE 16 pages per exit",
 };
 
 /* Pages a fault makes present in the batched modes: the prefetch. */
@@ -93,14 +98,6 @@ struct worker {
 	pthread_t thread;
 };
 
-static uint64_t ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /* A source page for KVM_GMEM_RESOLVE: the pattern the file already holds. */
 static uint64_t src_page[PAGE / 8];
 
@@ -114,7 +111,7 @@ static void *vcpu_thread(void *arg)
 	for (;;) {
 		int r = _vcpu_run(w->vcpu);
 
-		t = ns();
+		t = gmem_now_ns();
 		if (!r) {
 			if (get_ucall(w->vcpu, &uc) == UCALL_DONE)
 				break;
@@ -123,18 +120,23 @@ static void *vcpu_thread(void *arg)
 		}
 		TEST_ASSERT(r == -1 && errno == EFAULT &&
 			    run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
-			    (w->mode == EXIT_ON_MISSING ?
+			    (w->mode == EXIT_ON_MISSING || w->mode == EOM_BATCH ?
 			     !run->memory_fault.flags :
 			     (run->memory_fault.flags &
 			      KVM_MEMORY_EXIT_FLAG_USERFAULT)),
 			    "unexpected exit %u, errno %d", run->exit_reason,
 			    errno);
-		if (w->mode == EXIT_ON_MISSING) {
+		if (w->mode == EXIT_ON_MISSING || w->mode == EOM_BATCH) {
+			uint64_t off = run->memory_fault.gpa - MEM_GPA;
+			uint64_t end = w->base + region_size;
 			struct uffdio_continue cont = {
-				.range.start = (uintptr_t)w->mem +
-					       run->memory_fault.gpa - MEM_GPA,
+				.range.start = (uintptr_t)w->mem + off,
 				.range.len = PAGE,
 			};
+
+			/* The prefetch stays in this vCPU's region. */
+			if (w->mode == EOM_BATCH)
+				cont.range.len = min(BATCH * PAGE, end - off);
 
 			TEST_ASSERT(!ioctl(w->fd, UFFDIO_CONTINUE, &cont),
 				    "UFFDIO_CONTINUE failed");
@@ -159,7 +161,7 @@ static void *vcpu_thread(void *arg)
 			TEST_ASSERT(!ioctl(w->fd, KVM_GMEM_RESOLVE, &rs),
 				    "resolve failed");
 		}
-		w->lat[w->exits++] = ns() - t;
+		w->lat[w->exits++] = gmem_now_ns() - t;
 	}
 	return NULL;
 }
@@ -204,7 +206,13 @@ static bool mode_is_uffd(enum mode mode)
 static bool mode_exits(enum mode mode)
 {
 	return mode == GMEM_CLEAR || mode == GMEM_RESOLVE ||
-	       mode == GMEM_BATCH || mode == EXIT_ON_MISSING;
+	       mode == GMEM_BATCH || mode == EXIT_ON_MISSING ||
+	       mode == EOM_BATCH;
+}
+
+static bool mode_exit_on_missing(enum mode mode)
+{
+	return mode == EXIT_ON_MISSING || mode == EOM_BATCH;
 }
 
 /* (e): one userfaultfd for the whole mapping, without a handler thread. */
@@ -249,7 +257,7 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	void *mem, *fill;
 
 	vm = vm_create_with_vcpus(nr_vcpus, guest_code, vcpus);
-	if (mode_is_uffd(mode) || mode == EXIT_ON_MISSING) {
+	if (mode_is_uffd(mode) || mode_exit_on_missing(mode)) {
 		fd = memfd_create("postcopy-shmem", 0);
 		TEST_ASSERT(fd >= 0 && !ftruncate(fd, size), "memfd failed");
 	} else {
@@ -263,7 +271,7 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 		*(uint64_t *)(fill + i) = i;
 	munmap(fill, size);
 
-	if (mode == EXIT_ON_MISSING) {
+	if (mode_exit_on_missing(mode)) {
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 			   0);
 		TEST_ASSERT(mem != MAP_FAILED, "mmap failed");
@@ -307,7 +315,7 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	for (v = 0; v < nr_vcpus; v++) {
 		w[v].vcpu = vcpus[v];
 		w[v].mode = mode;
-		w[v].fd = mode == EXIT_ON_MISSING ? uffd_fd : fd;
+		w[v].fd = mode_exit_on_missing(mode) ? uffd_fd : fd;
 		w[v].mem = mem;
 		w[v].base = v * region_size;
 		w[v].lat = calloc(region_size / PAGE + 1, sizeof(uint64_t));
@@ -316,12 +324,12 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 			      region_size, mode == GMEM_SYNC);
 	}
 
-	t0 = ns();
+	t0 = gmem_now_ns();
 	for (v = 0; v < nr_vcpus; v++)
 		pthread_create(&w[v].thread, NULL, vcpu_thread, &w[v]);
 	for (v = 0; v < nr_vcpus; v++)
 		pthread_join(w[v].thread, NULL);
-	res->ms = (ns() - t0) / 1e6;
+	res->ms = (gmem_now_ns() - t0) / 1e6;
 
 	res->exits = 0;
 	for (v = 0; v < nr_vcpus; v++)
@@ -341,7 +349,7 @@ static void run_mode(enum mode mode, int nr_vcpus, struct result *res)
 	    mode == EXIT_ON_MISSING)
 		TEST_ASSERT(res->exits == size / PAGE,
 			    "%lu exits for %lu pages", res->exits, size / PAGE);
-	if (mode == GMEM_BATCH)
+	if (mode == GMEM_BATCH || mode == EOM_BATCH)
 		TEST_ASSERT(res->exits == size / PAGE / BATCH,
 			    "%lu exits for %lu pages", res->exits, size / PAGE);
 
@@ -402,11 +410,11 @@ int main(int argc, char *argv[])
 
 			printf("| %d | %s | %.1f | %.0f |", n, mode_names[m],
 			       ms, rate);
-			/* (b), (e) against the best (a), (b16) against (a16). */
+			/* (b), (e) against the best (a); (b16), (e16) against (a16). */
 			if (m == GMEM_CLEAR || m == GMEM_RESOLVE ||
 			    m == EXIT_ON_MISSING)
 				printf(" %.2fx faster |", a / ms);
-			else if (m == GMEM_BATCH)
+			else if (m == GMEM_BATCH || m == EOM_BATCH)
 				printf(" %.2fx faster |",
 				       res[n][UFFD_BATCH].ms / ms);
 			else

@@ -57,6 +57,7 @@
 #include <poll.h>
 #include <sys/syscall.h>
 
+#include "guest_memfd_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -461,7 +462,6 @@ static int run_resolving(struct kvm_vcpu *vcpu, int fd, const uint64_t *off,
 {
 	static uint64_t page[PAGE / 8];
 	struct kvm_run *run = vcpu->run;
-	struct ucall uc;
 	int exits = 0, r, i;
 
 	for (i = 0; i < n; i++)
@@ -496,16 +496,7 @@ static int run_resolving(struct kvm_vcpu *vcpu, int fd, const uint64_t *off,
 			    strerror(errno));
 		TEST_ASSERT(++exits <= n, "more exits than pages");
 	}
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	gmem_expect_sync(vcpu);
 	return exits;
 }
 
