@@ -72,10 +72,10 @@ EXPORT_SYMBOL_GPL(__kvm_memslot_gfn_in_hole);
 unsigned long kvm_memslot_pages_to_hole(const struct kvm_memory_slot *slot,
 					gfn_t gfn)
 {
+	MA_STATE(mas, NULL, gfn - slot->base_gfn, gfn - slot->base_gfn);
 	struct kvm_memslot_holes *holes = READ_ONCE(slot->holes);
 	unsigned long offset = gfn - slot->base_gfn;
 	unsigned long nr = slot->npages - offset;
-	MA_STATE(mas, NULL, offset, offset);
 
 	if (!holes)
 		return nr;
@@ -191,8 +191,8 @@ static int kvm_memslot_hole_punch(struct kvm *kvm, struct kvm_memory_slot *slot,
 static int kvm_memslot_hole_fill(struct kvm *kvm, struct kvm_memory_slot *slot,
 				 unsigned long first, unsigned long last)
 {
-	struct kvm_memslot_holes *holes = slot->holes;
 	MA_STATE(mas, NULL, first, first);
+	struct kvm_memslot_holes *holes = slot->holes;
 	void *entry;
 
 	if (!holes)

@@ -276,8 +276,9 @@ int main(int argc, char *argv[])
 		round_recreate(&b, &recreate[i]);
 	}
 
-	printf("\nA 4K hole in a %lu GiB memslot with dirty logging; the guest writes %lu MiB around it (%d rounds, medians)\n\n",
-	       gib, ws_mib, rounds);
+	printf("\nA 4K hole in a %lu GiB memslot with dirty logging;", gib);
+	printf(" the guest writes %lu MiB around it (%d rounds, medians)\n\n",
+	       ws_mib, rounds);
 	printf("| %-30s | %10s | %10s | %12s | %6s | %10s | %9s | %9s |\n",
 	       "method", "change us", "undo us", "re-write ms", "exits",
 	       "dirty kept", "kernel KiB", "VMM KiB");
@@ -289,8 +290,10 @@ int main(int argc, char *argv[])
 	printf("\nchange: delete + recreate / hole = %.1fx; undo %.1fx; guest re-write %.1fx\n",
 	       d.change_us / h.change_us, d.undo_us / h.undo_us,
 	       d.retouch_ms / h.retouch_ms);
-	printf("dirty pages KVM still has after the change: %lu of %lu (hole) vs %lu (recreate; the VMM must merge its %ld KiB copy)\n",
-	       h.dirty_kept, b.ws / PAGE - 1, d.dirty_kept, d.vmm_kb);
+	printf("dirty pages KVM still has after the change: %lu of %lu (hole)",
+	       h.dirty_kept, b.ws / PAGE - 1);
+	printf(" vs %lu (recreate; the VMM must merge its %ld KiB copy)\n",
+	       d.dirty_kept, d.vmm_kb);
 
 	kvm_vm_free(b.vm);
 	munmap(b.hva, b.slot_size);

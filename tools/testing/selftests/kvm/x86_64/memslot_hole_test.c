@@ -51,7 +51,7 @@ enum op { OP_NONE, OP_WRITE, OP_READ, OP_LOOP, OP_DONE };
 /* Guest side: what to do next, set by the host before each run. */
 static int g_op;
 static uint64_t g_size, g_tag;
-static volatile uint64_t g_pass, g_stop;
+static uint64_t g_pass, g_stop;
 
 static void guest_code(void)
 {
@@ -73,8 +73,8 @@ static void guest_code(void)
 					if (v != MMIO_MARK)
 						GUEST_ASSERT_EQ(v, gpa ^ g_tag);
 				}
-				g_pass++;
-			} while (g_op == OP_LOOP && !g_stop);
+				WRITE_ONCE(g_pass, g_pass + 1);
+			} while (g_op == OP_LOOP && !READ_ONCE(g_stop));
 			break;
 		case OP_DONE:
 			GUEST_DONE();
@@ -263,6 +263,7 @@ static void test_holes(enum backing backing)
 		{ 0, 1 }, { 300, 10 }, { 512, 1 }, { last, 1 },
 	};
 	const int n = ARRAY_SIZE(holes);
+	const struct range others[] = { holes[0], holes[2], holes[3] };
 	const uint64_t tag1 = 0x1111, tag2 = 0x2222;
 	uint64_t page, pages_2m;
 	struct test_vm t;
@@ -308,8 +309,7 @@ static void test_holes(enum backing backing)
 		*page_word(&t, page) = (MEM_GPA + page * PAGE) ^ tag2;
 	set_hole(t.vm, KVM_MEMSLOT_HOLE_FILL, &holes[1]);
 	guest_op(&t, OP_READ, tag2);
-	assert_mmio_exactly(&t, (const struct range []){ holes[0], holes[2],
-							 holes[3] }, 3, false);
+	assert_mmio_exactly(&t, others, ARRAY_SIZE(others), false);
 
 	for (i = 0; i < n; i++)
 		if (i != 1)
@@ -353,10 +353,12 @@ static void test_bad_input(void)
 
 #define EXPECT_ERRNO(expr, err)						\
 	do {								\
+		int __err = (err);					\
+									\
 		r = (expr);						\
-		TEST_ASSERT(r == -1 && errno == (err),			\
+		TEST_ASSERT(r == -1 && errno == __err,			\
 			    "%s: want errno %d, got %d/%d", #expr,	\
-			    err, r, errno);				\
+			    __err, r, errno);				\
 	} while (0)
 
 	EXPECT_ERRNO(__set_hole(t.vm, MEM_SLOT, 2, MEM_GPA, PAGE), EINVAL);
@@ -528,7 +530,7 @@ static void test_pvclock(void)
 {
 	const uint64_t size = SZ_2M, page = 7;
 	struct kvm_clock_data clock = {};
-	volatile uint32_t *version;
+	uint32_t *version;
 	struct test_vm t;
 
 	pr_info("A gfn->pfn cache (kvmclock) in a hole\n");
@@ -538,21 +540,21 @@ static void test_pvclock(void)
 	vcpu_set_msr(t.vcpu, MSR_KVM_SYSTEM_TIME_NEW,
 		     (MEM_GPA + page * PAGE) | 1);
 	guest_op(&t, OP_NONE, 0);
-	TEST_ASSERT(*version, "kvmclock never wrote its page");
+	TEST_ASSERT(READ_ONCE(*version), "kvmclock never wrote its page");
 
 	punch(t.vm, page, 1);
-	memset((void *)version, 0, PAGE);
+	memset(version, 0, PAGE);
 	vm_ioctl(t.vm, KVM_GET_CLOCK, &clock);
 	clock.flags = 0;
 	vm_ioctl(t.vm, KVM_SET_CLOCK, &clock);
 	guest_op(&t, OP_NONE, 0);
 	guest_op(&t, OP_NONE, 0);
-	TEST_ASSERT(!*version, "kvmclock wrote into a hole");
+	TEST_ASSERT(!READ_ONCE(*version), "kvmclock wrote into a hole");
 
 	fill(t.vm, page, 1);
 	vm_ioctl(t.vm, KVM_SET_CLOCK, &clock);
 	guest_op(&t, OP_NONE, 0);
-	TEST_ASSERT(*version, "kvmclock did not write after the fill");
+	TEST_ASSERT(READ_ONCE(*version), "kvmclock did not write after the fill");
 	test_vm_free(&t);
 }
 
@@ -573,7 +575,7 @@ struct race {
 	uint64_t seq;
 	/* The guest's pass when each page last exited. */
 	uint64_t mmio_pass[RACE_PAGES];
-	volatile uint64_t *pass, *stop;
+	uint64_t *pass, *stop;
 };
 
 static void *race_vcpu(void *arg)
@@ -603,7 +605,7 @@ static void *race_vcpu(void *arg)
 				ok = true;
 		TEST_ASSERT(ok, "MMIO exit at page %lu outside a hole (seq %lu-%lu)",
 			    page, s0, s1);
-		__atomic_store_n(&rc->mmio_pass[page], *rc->pass,
+		__atomic_store_n(&rc->mmio_pass[page], READ_ONCE(*rc->pass),
 				 __ATOMIC_RELEASE);
 		memcpy(run->mmio.data, &mark, 8);
 	}
@@ -613,9 +615,9 @@ static void wait_passes(struct race *rc, uint64_t pass)
 {
 	uint64_t deadline = gmem_now_ns() + 60 * 1000000000ULL;
 
-	while (*rc->pass < pass) {
+	while (READ_ONCE(*rc->pass) < pass) {
 		TEST_ASSERT(gmem_now_ns() < deadline,
-			    "the guest stopped at pass %lu", *rc->pass);
+			    "the guest stopped at pass %lu", READ_ONCE(*rc->pass));
 		usleep(100);
 	}
 }
@@ -645,7 +647,7 @@ static void test_race(void)
 		set_hole(rc->t.vm, KVM_MEMSLOT_HOLE_PUNCH, r);
 
 		/* A whole pass after the punch exits at every page of it. */
-		pass = *rc->pass;
+		pass = READ_ONCE(*rc->pass);
 		wait_passes(rc, pass + 2);
 		for (p = r->first; p < r->first + r->nr; p++)
 			TEST_ASSERT(__atomic_load_n(&rc->mmio_pass[p],
@@ -655,9 +657,9 @@ static void test_race(void)
 		set_hole(rc->t.vm, KVM_MEMSLOT_HOLE_FILL, r);
 		__atomic_store_n(&rc->seq, 2 * k + 2, __ATOMIC_RELEASE);
 	}
-	*rc->stop = 1;
+	WRITE_ONCE(*rc->stop, 1);
 	pthread_join(thread, NULL);
-	pr_info("  %lu guest passes\n", *rc->pass);
+	pr_info("  %lu guest passes\n", READ_ONCE(*rc->pass));
 	test_vm_free(&rc->t);
 	free(rc);
 }
