@@ -39,7 +39,7 @@ fi
 python3 "$TOP/scripts/test_vmresults.py" | tee "$tmp" | grep -v '^[0-9]* passed'
 count "$tmp"
 
-for f in "$TOP"/scripts/*.sh "$TOP"/scripts/vm/init "$TOP"/scripts/vm/gmem-profile "$TOP"/scripts/vm/gmem-latency "$TOP"/scripts/vm/gmem-modules "$TOP"/.ci/run; do
+for f in "$TOP"/scripts/*.sh "$TOP"/scripts/vm/init "$TOP"/scripts/vm/gmem-profile "$TOP"/scripts/vm/gmem-latency "$TOP"/scripts/vm/gmem-modules "$TOP"/scripts/vm/kvm-reload "$TOP"/.ci/run; do
 	case "$(head -1 "$f")" in
 	*bash*) one "bash -n ${f#"$TOP"/}" bash -n "$f" ;;
 	*) one "sh -n ${f#"$TOP"/}" sh -n "$f" ;;

@@ -3,17 +3,20 @@
  * Holes in memslots: KVM_SET_MEMSLOT_HOLE.
  *
  * A hole is a page range of a memslot that is, for as long as it exists,
- * not guest memory: every lookup of a gfn in it finds no memslot, so the
- * guest's accesses there are MMIO and KVM's own accesses fail, exactly as
- * for an address no memslot covers.  Punching and filling a hole changes
- * nothing else about the slot: its id, flags, host mapping, guest_memfd
- * binding and the dirty bits outside the hole stay, and vCPUs keep running.
+ * not guest memory: the guest's accesses there are handled as accesses to
+ * no memslot (MMIO) and KVM's own accesses fail, as for an address no
+ * memslot covers.  Punching and filling a hole changes nothing else about
+ * the slot: its id, flags, host mapping, guest_memfd binding and the dirty
+ * bits outside the hole stay, and vCPUs keep running.
  *
  * This file owns the holes of a slot and the two operations on them.  It
  * calls into the memslot code (kvm_memslots_bump_generation()) and the
- * architecture's MMU (kvm_arch_memslot_hole_*()); the lookups in
- * kvm_host.h and kvm_main.c call kvm_memslot_gfn_in_hole() and
- * kvm_memslot_pages_to_hole().
+ * architecture's MMU (kvm_arch_memslot_hole_*()).  The memslot lookups
+ * themselves do not know about holes, so that KVM's bookkeeping of the
+ * slot (rmaps, shadow pages) keeps working; what maps or touches guest
+ * memory asks kvm_memslot_gfn_in_hole() or kvm_memslot_pages_to_hole():
+ * the stage-2 fault, the gfn->hva translation under KVM's accesses and
+ * its caches, visibility and dirty tracking.
  *
  * The holes are a maple tree in RCU mode, from page offset in the slot to
  * an xa_value of the hole's first offset, so that no two holes merge.
@@ -25,18 +28,23 @@
  *
  * A punch, in this order:
  *
- *  1. the architecture keeps huge mappings from spanning the hole's edges;
- *  2. the hole goes into the tree, so lookups from now on fail;
+ *  1. the architecture keeps huge mappings from spanning the hole's edges
+ *     and starts an invalidation of the hole, so that faults in it retry;
+ *  2. the hole goes into the tree, so accesses from now on see it;
  *  3. the memslots are published under a new generation: this waits until
- *     no kvm->srcu reader can still use a lookup made before step 2, and
- *     drops what was cached per generation (MMIO SPTEs, gfn->hva caches,
- *     gfn->pfn caches, the vCPUs' last used slots);
- *  4. the architecture zaps its mappings of the hole, and the hole's
- *     dirty bits are cleared (nobody can set them any more).
+ *     no kvm->srcu reader can still use a translation made before step 2,
+ *     and drops what was cached per generation (MMIO SPTEs, gfn->hva and
+ *     gfn->pfn caches);
+ *  4. the architecture zaps its mappings of the hole and ends the
+ *     invalidation, and the hole's dirty bits are cleared (nobody can set
+ *     them any more).
  *
- * A fill takes the hole out of the tree, publishes a new generation (which
- * drops the MMIO SPTEs cached for the hole) and then lets huge mappings
- * span the edges again.
+ * A fill takes the hole out of the tree, marks its pages dirty if the slot
+ * logs dirty pages (they are guest memory again, with whatever the host
+ * memory holds now: a migration must send them), publishes a new
+ * generation (which drops the MMIO SPTEs cached for the hole) and lets
+ * huge mappings span the edges again.  The slot's last fill frees the
+ * tree once no reader can see it.
  */
 #include <linux/kvm_host.h>
 #include <linux/maple_tree.h>
@@ -89,13 +97,16 @@ unsigned long kvm_memslot_pages_to_hole(const struct kvm_memory_slot *slot,
 }
 
 /*
- * Clear the dirty bits of pages [first, first + nr) of @slot.  Other bits
- * may be set at the same time by vCPUs and KVM: the words at the edges
- * are cleared bit by bit, atomically; whole words only hold bits of the
- * hole, which nobody sets any more.
+ * Clear (@set false) or set the dirty bits of pages [first, first + nr)
+ * of @slot.  vCPUs and KVM may set other bits at the same time: the words
+ * at the edges change bit by bit, atomically.  Whole words hold bits of
+ * the hole alone: nobody sets them while it is a hole (clear), and a
+ * concurrent set_bit_le() after the fill leaves them all set too (set);
+ * the dirty log ioctls, which clear bits, hold kvm->slots_lock as we do.
  */
-static void kvm_memslot_hole_clear_dirty(struct kvm_memory_slot *slot,
-					 unsigned long first, unsigned long nr)
+static void kvm_memslot_hole_dirty(struct kvm_memory_slot *slot,
+				   unsigned long first, unsigned long nr,
+				   bool set)
 {
 	unsigned long *bitmap = slot->dirty_bitmap;
 	unsigned long i = first, end = first + nr;
@@ -104,11 +115,11 @@ static void kvm_memslot_hole_clear_dirty(struct kvm_memory_slot *slot,
 		return;
 
 	for (; i < end && i % BITS_PER_LONG; i++)
-		clear_bit_le(i, bitmap);
+		set ? set_bit_le(i, bitmap) : clear_bit_le(i, bitmap);
 	for (; i + BITS_PER_LONG <= end; i += BITS_PER_LONG)
-		WRITE_ONCE(bitmap[i / BITS_PER_LONG], 0);
+		WRITE_ONCE(bitmap[i / BITS_PER_LONG], set ? ~0UL : 0);
 	for (; i < end; i++)
-		clear_bit_le(i, bitmap);
+		set ? set_bit_le(i, bitmap) : clear_bit_le(i, bitmap);
 }
 
 /**
@@ -128,8 +139,8 @@ void kvm_memslot_holes_clear_dirty(struct kvm_memory_slot *slot)
 		return;
 
 	mt_for_each(&holes->mt, entry, index, slot->npages - 1)
-		kvm_memslot_hole_clear_dirty(slot, xa_to_value(entry),
-					     index - xa_to_value(entry));
+		kvm_memslot_hole_dirty(slot, xa_to_value(entry),
+				       index - xa_to_value(entry), false);
 }
 
 /* Whether @slot has a hole now; kvm->slots_lock. */
@@ -176,6 +187,8 @@ static int kvm_memslot_hole_punch(struct kvm *kvm, struct kvm_memory_slot *slot,
 	r = mtree_insert_range(&holes->mt, first, last, xa_mk_value(first),
 			       GFP_KERNEL_ACCOUNT);
 	if (r) {
+		/* Nothing saw a hole: end the invalidation, undo the edges. */
+		kvm_arch_memslot_hole_punched(kvm, slot, start, end);
 		kvm_arch_memslot_hole_filled(kvm, slot, start, end);
 		return r;
 	}
@@ -184,7 +197,7 @@ static int kvm_memslot_hole_punch(struct kvm *kvm, struct kvm_memory_slot *slot,
 	kvm_memslots_bump_generation(kvm, slot->as_id);
 
 	kvm_arch_memslot_hole_punched(kvm, slot, start, end);
-	kvm_memslot_hole_clear_dirty(slot, first, last - first + 1);
+	kvm_memslot_hole_dirty(slot, first, last - first + 1, false);
 	return 0;
 }
 
@@ -206,9 +219,17 @@ static int kvm_memslot_hole_fill(struct kvm *kvm, struct kvm_memory_slot *slot,
 		return -ENOENT;
 
 	mtree_erase(&holes->mt, first);
-	holes->nr--;
+	kvm_memslot_hole_dirty(slot, first, last - first + 1, true);
+	if (!--holes->nr)
+		WRITE_ONCE(slot->holes, NULL);
 
 	kvm_memslots_bump_generation(kvm, slot->as_id);
+
+	/* No lookup can see the tree any more. */
+	if (!holes->nr) {
+		mtree_destroy(&holes->mt);
+		kfree(holes);
+	}
 
 	kvm_arch_memslot_hole_filled(kvm, slot, slot->base_gfn + first,
 				     slot->base_gfn + last + 1);

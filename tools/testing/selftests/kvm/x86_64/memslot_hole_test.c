@@ -9,13 +9,14 @@
  * memory behind a hole keeps what it held; after a fill they are memory
  * again.  Backed by anonymous memory, 2M hugetlb pages (a huge page next
  * to a hole is mapped 4K, one without a hole stays 2M) and a shared
- * guest_memfd.  Also: dirty logging keeps its bits outside holes and has
- * none inside (including a bitmap that starts set); a gfn->pfn cache
- * (kvmclock) stops writing into a hole; bad input and failures change
- * nothing; flags-only changes keep holes, a move is refused, a delete
- * drops them; and a vCPU loops over memory while holes are punched and
- * filled around it, every MMIO exit inside a hole that existed at the
- * time and every page of a hole exiting once the punch has returned.
+ * guest_memfd.  Also: dirty logging keeps its bits outside holes, has
+ * none inside (including a bitmap that starts set) and reports filled
+ * holes dirty; a gfn->pfn cache (kvmclock) stops writing into a hole; bad
+ * input and failures change nothing; flags-only changes keep holes, a
+ * move is refused, a delete drops them; and two vCPUs loop over memory
+ * while holes are punched and filled around them, every MMIO exit inside
+ * a hole that existed at the time and every page of a hole exiting once
+ * the punch has returned.  tests/mod.list runs it on the shadow MMU too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,9 +52,10 @@ enum op { OP_NONE, OP_WRITE, OP_READ, OP_LOOP, OP_DONE };
 /* Guest side: what to do next, set by the host before each run. */
 static int g_op;
 static uint64_t g_size, g_tag;
-static uint64_t g_pass, g_stop;
+static uint64_t g_pass[2], g_stop;
 
-static void guest_code(void)
+/* @id: the vCPU's index, for its pass counter. */
+static void guest_code(uint64_t id)
 {
 	uint64_t gpa, v;
 
@@ -72,8 +74,11 @@ static void guest_code(void)
 					v = READ_ONCE(*(uint64_t *)gpa);
 					if (v != MMIO_MARK)
 						GUEST_ASSERT_EQ(v, gpa ^ g_tag);
+					if (id)
+						WRITE_ONCE(*(uint64_t *)gpa,
+							   gpa ^ g_tag);
 				}
-				WRITE_ONCE(g_pass, g_pass + 1);
+				WRITE_ONCE(g_pass[id], g_pass[id] + 1);
 			} while (g_op == OP_LOOP && !READ_ONCE(g_stop));
 			break;
 		case OP_DONE:
@@ -128,6 +133,7 @@ static void test_vm_create(struct test_vm *t, enum backing backing,
 			      (backing == HUGETLB_2M ?
 			       MAP_HUGETLB | MAP_HUGE_2MB : 0), -1, 0);
 	}
+	vcpu_args_set(t->vcpu, 1, 0);
 	TEST_ASSERT(t->hva != MAP_FAILED, "mmap of %s failed",
 		    backing_names[backing]);
 	vm_set_user_memory_region2(t->vm, MEM_SLOT, flags, MEM_GPA, size,
@@ -267,16 +273,22 @@ static void test_holes(enum backing backing)
 	const uint64_t tag1 = 0x1111, tag2 = 0x2222;
 	uint64_t page, pages_2m;
 	struct test_vm t;
+	bool huge;
 	int i;
 
 	pr_info("Holes in a memslot of %s\n", backing_names[backing]);
 	test_vm_create(&t, backing, size, 0);
 
+	/*
+	 * With TDP, KVM maps the 2M pages 2M; the shadow MMU (npt=0, see
+	 * tests/mod.list) follows the guest's 4K page tables.
+	 */
+	huge = backing == HUGETLB_2M && kvm_is_tdp_enabled();
 	pages_2m = vm_get_stat(t.vm, "pages_2m");
 	guest_op(&t, OP_WRITE, tag1);
 	guest_op(&t, OP_READ, tag1);
 	TEST_ASSERT_EQ(t.nr_mmio, 0);
-	if (backing == HUGETLB_2M)
+	if (huge)
 		TEST_ASSERT_EQ(vm_get_stat(t.vm, "pages_2m") - pages_2m,
 			       size / SZ_2M);
 
@@ -292,7 +304,7 @@ static void test_holes(enum backing backing)
 	guest_op(&t, OP_READ, tag1);
 	assert_mmio_exactly(&t, holes, n, false);
 	/* Blocks 0, 1 and 5 hold holes; the other three stay 2M. */
-	if (backing == HUGETLB_2M)
+	if (huge)
 		TEST_ASSERT_EQ(vm_get_stat(t.vm, "pages_2m") - pages_2m,
 			       size / SZ_2M - 3);
 
@@ -456,15 +468,23 @@ static void test_bad_input(void)
 	test_vm_free(&t);
 }
 
-static void assert_dirty(unsigned long *bitmap, uint64_t npages,
-			 const struct range *holes, int n)
+/* Exactly the pages outside @holes are dirty (@holes_dirty: inside). */
+static void __assert_dirty(unsigned long *bitmap, uint64_t npages,
+			   const struct range *holes, int n, bool holes_dirty)
 {
 	uint64_t p;
 
 	for (p = 0; p < npages; p++)
-		TEST_ASSERT(!!test_bit(p, bitmap) == !in_ranges(holes, n, p),
+		TEST_ASSERT(!!test_bit(p, bitmap) ==
+			    (in_ranges(holes, n, p) == holes_dirty),
 			    "page %lu: dirty %d, in a hole %d", p,
 			    !!test_bit(p, bitmap), in_ranges(holes, n, p));
+}
+
+static void assert_dirty(unsigned long *bitmap, uint64_t npages,
+			 const struct range *holes, int n)
+{
+	__assert_dirty(bitmap, npages, holes, n, false);
 }
 
 static void test_dirty_log(void)
@@ -492,11 +512,14 @@ static void test_dirty_log(void)
 	kvm_vm_get_dirty_log(t.vm, MEM_SLOT, bitmap);
 	assert_dirty(bitmap, npages, holes, n);
 
-	/* Filled holes start clean; nothing was written since the last get. */
+	/*
+	 * Nothing was written since the last get, but filled holes are
+	 * reported dirty: a migration must send what is there now.
+	 */
 	for (i = 0; i < n; i++)
 		set_hole(t.vm, KVM_MEMSLOT_HOLE_FILL, &holes[i]);
 	kvm_vm_get_dirty_log(t.vm, MEM_SLOT, bitmap);
-	assert_dirty(bitmap, npages, &(struct range){ 0, npages }, 1);
+	__assert_dirty(bitmap, npages, holes, n, true);
 	guest_op(&t, OP_WRITE, 5);
 	kvm_vm_get_dirty_log(t.vm, MEM_SLOT, bitmap);
 	assert_dirty(bitmap, npages, NULL, 0);
@@ -559,42 +582,53 @@ static void test_pvclock(void)
 }
 
 /*
- * The race: the vCPU reads every page in a loop while the main thread
- * punches and fills one hole at a time.  Hole k exists between seq = 2k + 1
- * (before its punch) and seq = 2k + 2 (after its fill), so an MMIO exit
- * from a run that began at seq s0 and ended at s1 is right only if some
- * hole k with 2k + 1 <= s1 and 2k + 2 > s0 holds the page.  Outside holes
- * no exit is right, and the guest checks every value it reads.
+ * The race: two vCPUs read every page in a loop (the second writes each
+ * page back too) while the main thread punches and fills one hole at a
+ * time.  Hole k exists between seq = 2k + 1 (before its punch) and
+ * seq = 2k + 2 (after its fill), so an MMIO exit from a run that began at
+ * seq s0 and ended at s1 is right only if some hole k with 2k + 1 <= s1
+ * and 2k + 2 > s0 holds the page.  Outside holes no exit is right, and
+ * the guests check every value they read.
  */
 #define RACE_ROUNDS	100
 #define RACE_PAGES	256
+#define RACE_VCPUS	2
+
+struct race_vcpu {
+	struct race *rc;
+	struct kvm_vcpu *vcpu;
+	uint64_t *pass;
+	/* The vCPU's pass when each page last exited. */
+	uint64_t mmio_pass[RACE_PAGES];
+};
 
 struct race {
 	struct test_vm t;
 	struct range log[RACE_ROUNDS];
 	uint64_t seq;
-	/* The guest's pass when each page last exited. */
-	uint64_t mmio_pass[RACE_PAGES];
-	uint64_t *pass, *stop;
+	bool stop;
+	struct race_vcpu v[RACE_VCPUS];
 };
 
-static void *race_vcpu(void *arg)
+static void *race_vcpu_run(void *arg)
 {
-	struct race *rc = arg;
-	struct kvm_run *run = rc->t.vcpu->run;
+	struct race_vcpu *v = arg;
+	struct race *rc = v->rc;
+	struct kvm_run *run = v->vcpu->run;
 	uint64_t mark = MMIO_MARK, s0, s1, page, k;
 	bool ok;
 
 	for (;;) {
 		s0 = __atomic_load_n(&rc->seq, __ATOMIC_ACQUIRE);
-		vcpu_run(rc->t.vcpu);
+		vcpu_run(v->vcpu);
 		s1 = __atomic_load_n(&rc->seq, __ATOMIC_ACQUIRE);
 		if (run->exit_reason != KVM_EXIT_MMIO) {
-			TEST_ASSERT_EQ(gmem_expect_ucall(rc->t.vcpu),
-				       UCALL_SYNC);
-			return NULL;
+			/* The loop's first GUEST_SYNC, or the one after it. */
+			TEST_ASSERT_EQ(gmem_expect_ucall(v->vcpu), UCALL_SYNC);
+			if (__atomic_load_n(&rc->stop, __ATOMIC_ACQUIRE))
+				return NULL;
+			continue;
 		}
-		TEST_ASSERT(!run->mmio.is_write, "the guest only reads");
 		page = (run->mmio.phys_addr - MEM_GPA) / PAGE;
 		TEST_ASSERT(run->mmio.phys_addr >= MEM_GPA &&
 			    page < RACE_PAGES, "MMIO exit at %llx",
@@ -605,37 +639,51 @@ static void *race_vcpu(void *arg)
 				ok = true;
 		TEST_ASSERT(ok, "MMIO exit at page %lu outside a hole (seq %lu-%lu)",
 			    page, s0, s1);
-		__atomic_store_n(&rc->mmio_pass[page], READ_ONCE(*rc->pass),
+		if (run->mmio.is_write)
+			continue;
+		__atomic_store_n(&v->mmio_pass[page], READ_ONCE(*v->pass),
 				 __ATOMIC_RELEASE);
 		memcpy(run->mmio.data, &mark, 8);
 	}
 }
 
-static void wait_passes(struct race *rc, uint64_t pass)
+/* Each vCPU's pass counter when the last one reached its @pass. */
+static void wait_passes(struct race *rc, const uint64_t *pass)
 {
 	uint64_t deadline = gmem_now_ns() + 60 * 1000000000ULL;
+	int i;
 
-	while (READ_ONCE(*rc->pass) < pass) {
-		TEST_ASSERT(gmem_now_ns() < deadline,
-			    "the guest stopped at pass %lu", READ_ONCE(*rc->pass));
-		usleep(100);
-	}
+	for (i = 0; i < RACE_VCPUS; i++)
+		while (READ_ONCE(*rc->v[i].pass) < pass[i]) {
+			TEST_ASSERT(gmem_now_ns() < deadline,
+				    "vCPU %d stopped at pass %lu", i,
+				    READ_ONCE(*rc->v[i].pass));
+			usleep(100);
+		}
 }
 
 static void test_race(void)
 {
 	struct race *rc = calloc(1, sizeof(*rc));
-	uint64_t k, p, pass;
-	pthread_t thread;
+	pthread_t thread[RACE_VCPUS];
+	uint64_t k, p, pass[RACE_VCPUS], want[RACE_VCPUS];
+	int i;
 
-	pr_info("A vCPU reading while %d holes are punched and filled\n",
-		RACE_ROUNDS);
+	pr_info("%d vCPUs reading while %d holes are punched and filled\n",
+		RACE_VCPUS, RACE_ROUNDS);
 	test_vm_create(&rc->t, ANON, RACE_PAGES * PAGE, 0);
 	guest_op(&rc->t, OP_WRITE, 7);
-	rc->pass = addr_gva2hva(rc->t.vm, (vm_vaddr_t)&g_pass);
-	rc->stop = addr_gva2hva(rc->t.vm, (vm_vaddr_t)&g_stop);
+	rc->v[0].vcpu = rc->t.vcpu;
+	for (i = 1; i < RACE_VCPUS; i++) {
+		rc->v[i].vcpu = vm_vcpu_add(rc->t.vm, i, guest_code);
+		vcpu_args_set(rc->v[i].vcpu, 1, i);
+	}
 	write_guest_global(rc->t.vm, g_op, OP_LOOP);
-	pthread_create(&thread, NULL, race_vcpu, rc);
+	for (i = 0; i < RACE_VCPUS; i++) {
+		rc->v[i].rc = rc;
+		rc->v[i].pass = addr_gva2hva(rc->t.vm, (vm_vaddr_t)&g_pass[i]);
+		pthread_create(&thread[i], NULL, race_vcpu_run, &rc->v[i]);
+	}
 
 	srandom(1);
 	for (k = 0; k < RACE_ROUNDS; k++) {
@@ -647,19 +695,28 @@ static void test_race(void)
 		set_hole(rc->t.vm, KVM_MEMSLOT_HOLE_PUNCH, r);
 
 		/* A whole pass after the punch exits at every page of it. */
-		pass = READ_ONCE(*rc->pass);
-		wait_passes(rc, pass + 2);
-		for (p = r->first; p < r->first + r->nr; p++)
-			TEST_ASSERT(__atomic_load_n(&rc->mmio_pass[p],
-						    __ATOMIC_ACQUIRE) >= pass + 1,
-				    "page %lu of hole %lu read as memory", p, k);
+		for (i = 0; i < RACE_VCPUS; i++) {
+			pass[i] = READ_ONCE(*rc->v[i].pass);
+			want[i] = pass[i] + 2;
+		}
+		wait_passes(rc, want);
+		for (i = 0; i < RACE_VCPUS; i++)
+			for (p = r->first; p < r->first + r->nr; p++)
+				TEST_ASSERT(__atomic_load_n(&rc->v[i].mmio_pass[p],
+							    __ATOMIC_ACQUIRE) >=
+					    pass[i] + 1,
+					    "vCPU %d read page %lu of hole %lu as memory",
+					    i, p, k);
 
 		set_hole(rc->t.vm, KVM_MEMSLOT_HOLE_FILL, r);
 		__atomic_store_n(&rc->seq, 2 * k + 2, __ATOMIC_RELEASE);
 	}
-	WRITE_ONCE(*rc->stop, 1);
-	pthread_join(thread, NULL);
-	pr_info("  %lu guest passes\n", READ_ONCE(*rc->pass));
+	__atomic_store_n(&rc->stop, true, __ATOMIC_RELEASE);
+	write_guest_global(rc->t.vm, g_stop, 1);
+	for (i = 0; i < RACE_VCPUS; i++) {
+		pthread_join(thread[i], NULL);
+		pr_info("  vCPU %d: %lu passes\n", i, READ_ONCE(*rc->v[i].pass));
+	}
 	test_vm_free(&rc->t);
 	free(rc);
 }
