@@ -31,13 +31,14 @@
  *  1. the architecture keeps huge mappings from spanning the hole's edges
  *     and starts an invalidation of the hole, so that faults in it retry;
  *  2. the hole goes into the tree, so accesses from now on see it;
- *  3. the memslots are published under a new generation: this waits until
+ *  3. the architecture zaps its mappings of the hole and ends the
+ *     invalidation: a fault that did not see the hole retries, one that
+ *     does now finds no memslot;
+ *  4. the memslots are published under a new generation: this waits until
  *     no kvm->srcu reader can still use a translation made before step 2,
  *     and drops what was cached per generation (MMIO SPTEs, gfn->hva and
- *     gfn->pfn caches);
- *  4. the architecture zaps its mappings of the hole and ends the
- *     invalidation, and the hole's dirty bits are cleared (nobody can set
- *     them any more).
+ *     gfn->pfn caches); then the hole's dirty bits are cleared (nobody can
+ *     set them any more).
  *
  * A fill takes the hole out of the tree, marks its pages dirty if the slot
  * logs dirty pages (they are guest memory again, with whatever the host
@@ -194,9 +195,8 @@ static int kvm_memslot_hole_punch(struct kvm *kvm, struct kvm_memory_slot *slot,
 	}
 	holes->nr++;
 
-	kvm_memslots_bump_generation(kvm, slot->as_id);
-
 	kvm_arch_memslot_hole_punched(kvm, slot, start, end);
+	kvm_memslots_bump_generation(kvm, slot->as_id);
 	kvm_memslot_hole_dirty(slot, first, last - first + 1, false);
 	return 0;
 }
