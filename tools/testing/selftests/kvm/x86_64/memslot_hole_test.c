@@ -582,6 +582,68 @@ static void test_pvclock(void)
 }
 
 /*
+ * KVM_PRE_FAULT_MEMORY maps nothing in a hole (ENOENT, as where no memslot
+ * is) and works next to it; a private access to a hole of a
+ * software-protected VM's guest_memfd gets KVM_EXIT_MEMORY_FAULT, as a
+ * private access to no memslot does, and the private page is read once
+ * the hole is filled.
+ */
+static void test_prefault_and_private(void)
+{
+	struct kvm_pre_fault_memory range = { .size = PAGE };
+	struct kvm_memory_attributes2 attr = {
+		.offset = 5 * PAGE,
+		.size = PAGE,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	struct kvm_run *run;
+	struct test_vm t;
+	int r;
+
+	if (kvm_has_cap(KVM_CAP_PRE_FAULT_MEMORY) && kvm_is_tdp_enabled()) {
+		pr_info("KVM_PRE_FAULT_MEMORY next to and in a hole\n");
+		test_vm_create(&t, ANON, SZ_2M, 0);
+		punch(t.vm, 5, 1);
+		range.gpa = MEM_GPA + 4 * PAGE;
+		TEST_ASSERT(!__vcpu_ioctl(t.vcpu, KVM_PRE_FAULT_MEMORY, &range),
+			    "pre-fault next to a hole failed, errno %d", errno);
+		range.gpa = MEM_GPA + 5 * PAGE;
+		range.size = PAGE;
+		r = __vcpu_ioctl(t.vcpu, KVM_PRE_FAULT_MEMORY, &range);
+		TEST_ASSERT(r == -1 && errno == ENOENT,
+			    "pre-fault in a hole: %d, errno %d", r, errno);
+		fill(t.vm, 5, 1);
+		range.size = PAGE;
+		TEST_ASSERT(!__vcpu_ioctl(t.vcpu, KVM_PRE_FAULT_MEMORY, &range),
+			    "pre-fault of a filled hole failed, errno %d", errno);
+		test_vm_free(&t);
+	}
+
+	if (!(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM)))
+		return;
+	pr_info("A private page of a guest_memfd in a hole\n");
+	test_vm_create(&t, GMEM, SZ_2M, 0);
+	run = t.vcpu->run;
+	guest_op(&t, OP_WRITE, 9);
+	TEST_ASSERT(!ioctl(t.gmem_fd, KVM_SET_MEMORY_ATTRIBUTES2, &attr),
+		    "conversion to private failed, errno %d", errno);
+	punch(t.vm, 5, 1);
+	write_guest_global(t.vm, g_op, OP_READ);
+	r = _vcpu_run(t.vcpu);
+	TEST_ASSERT(r == -1 && errno == EFAULT &&
+		    run->exit_reason == KVM_EXIT_MEMORY_FAULT,
+		    "KVM_RUN: %d, errno %d, exit %u", r, errno, run->exit_reason);
+	TEST_ASSERT_EQ(run->memory_fault.gpa, MEM_GPA + 5 * PAGE);
+	TEST_ASSERT(run->memory_fault.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE,
+		    "flags 0x%llx", run->memory_fault.flags);
+	fill(t.vm, 5, 1);
+	t.nr_mmio = 0;
+	TEST_ASSERT_EQ(run_logging_mmio(&t), UCALL_SYNC);
+	TEST_ASSERT_EQ(t.nr_mmio, 0);
+	test_vm_free(&t);
+}
+
+/*
  * The race: two vCPUs read every page in a loop (the second writes each
  * page back too) while the main thread punches and fills one hole at a
  * time.  Hole k exists between seq = 2k + 1 (before its punch) and
@@ -732,6 +794,7 @@ int main(int argc, char *argv[])
 		test_holes(GMEM);
 	test_dirty_log();
 	test_pvclock();
+	test_prefault_and_private();
 	test_race();
 	return 0;
 }
