@@ -11,7 +11,9 @@
  * to a hole is mapped 4K, one without a hole stays 2M) and a shared
  * guest_memfd.  Also: dirty logging keeps its bits outside holes, has
  * none inside (including a bitmap that starts set) and reports filled
- * holes dirty; a gfn->pfn cache (kvmclock) stops writing into a hole; bad
+ * holes dirty; a gfn->pfn cache (kvmclock) stops writing into a hole;
+ * KVM_PRE_FAULT_MEMORY fails in a hole; a private access to a hole exits
+ * as a private access to no memslot does; bad
  * input and failures change nothing; flags-only changes keep holes, a
  * move is refused, a delete drops them; and two vCPUs loop over memory
  * while holes are punched and filled around them, every MMIO exit inside
