@@ -13,12 +13,12 @@
  * none inside (including a bitmap that starts set) and reports filled
  * holes dirty; a gfn->pfn cache (kvmclock) stops writing into a hole;
  * KVM_PRE_FAULT_MEMORY fails in a hole; a private access to a hole exits
- * as a private access to no memslot does; bad
- * input and failures change nothing; flags-only changes keep holes, a
- * move is refused, a delete drops them; and two vCPUs loop over memory
- * while holes are punched and filled around them, every MMIO exit inside
- * a hole that existed at the time and every page of a hole exiting once
- * the punch has returned.  tests/mod.list runs it on the shadow MMU too.
+ * as a private access to no memslot does; bad input and failures change
+ * nothing; flags-only changes keep holes, a move is refused, a delete
+ * drops them; and two vCPUs loop over memory while holes are punched and
+ * filled around them, every MMIO exit inside a hole that existed at the
+ * time and every page of a hole exiting once the punch has returned.
+ * tests/mod.list runs it on the shadow MMU too.
  */
 #include <errno.h>
 #include <fcntl.h>
