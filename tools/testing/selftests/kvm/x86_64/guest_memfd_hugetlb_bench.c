@@ -14,7 +14,12 @@
  * back to private (which merges it again), beside the same conversions in
  * a 4K guest_memfd. Needs one 2M pool of 1 GiB and two 1G pages.
  *
- * Usage: guest_memfd_hugetlb_bench [-r rounds]
+ * With -s, the first table is for shared memory instead, as a VMM that
+ * keeps all guest RAM in guest_memfd uses it: files created with
+ * GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, the memslot's
+ * address the file's own mapping (the plain 1G memslot is the same).
+ *
+ * Usage: guest_memfd_hugetlb_bench [-r rounds] [-s]
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -70,7 +75,7 @@ struct result {
 	uint64_t pages_4k, pages_2m, pages_1g;
 };
 
-static void run_one(enum backing b, struct result *r)
+static void run_one(enum backing b, bool shared, struct result *r)
 {
 	uint64_t s4k, s2m, s1g, t0;
 	struct kvm_vcpu *vcpu;
@@ -95,10 +100,17 @@ static void run_one(enum backing b, struct result *r)
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		TEST_ASSERT(area != MAP_FAILED, "mmap failed");
 		hva = (void *)(((uintptr_t)area + SZ_1G - 1) & ~(SZ_1G - 1));
-		fd = vm_create_guest_memfd(vm, SZ_1G, gmem_flags[b]);
+		fd = vm_create_guest_memfd(vm, SZ_1G, gmem_flags[b] |
+					   (shared ? GUEST_MEMFD_FLAG_MMAP |
+					    GUEST_MEMFD_FLAG_INIT_SHARED : 0));
+		if (shared)
+			TEST_ASSERT(mmap(hva, SZ_1G, PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_FIXED, fd, 0) == hva,
+				    "mmap of the guest_memfd failed");
 		vm_set_user_memory_region2(vm, MEM_SLOT, KVM_MEM_GUEST_MEMFD,
 					   MEM_GPA, SZ_1G, hva, fd, 0);
-		vm_mem_set_private(vm, MEM_GPA, SZ_1G);
+		if (!shared)
+			vm_mem_set_private(vm, MEM_GPA, SZ_1G);
 	}
 	virt_map_level(vm, MEM_GPA, MEM_GPA, SZ_1G, PG_LEVEL_1G);
 
@@ -184,11 +196,16 @@ int main(int argc, char *argv[])
 	struct result res[NR_BACKINGS] = {};
 	double split, merge, split4k = 0, merge4k = 0;
 	int rounds = 3, opt, i, b;
+	bool shared = false;
 	struct result r;
 
-	while ((opt = getopt(argc, argv, "r:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s")) != -1) {
+		if (opt == 's') {
+			shared = true;
+			continue;
+		}
 		if (opt != 'r') {
-			printf("usage: %s [-r rounds]\n", argv[0]);
+			printf("usage: %s [-r rounds] [-s]\n", argv[0]);
 			exit(KSFT_FAIL);
 		}
 		rounds = max(1, atoi(optarg));
@@ -199,14 +216,14 @@ int main(int argc, char *argv[])
 	/* Best of @rounds: a shared, noisy machine only ever adds time. */
 	for (i = 0; i < rounds; i++) {
 		for (b = 0; b < NR_BACKINGS; b++) {
-			run_one(b, &r);
+			run_one(b, shared, &r);
 			if (!i || r.ns < res[b].ns)
 				res[b] = r;
 		}
 	}
 
-	printf("\nguest touching 1 GiB once per 4K page, best of %d runs\n\n",
-	       rounds);
+	printf("\nguest touching 1 GiB of %s memory once per 4K page, best of %d runs\n\n",
+	       shared ? "shared" : "private", rounds);
 	printf("| %-26s | %12s | %9s | %9s | %8s | %8s | %8s |\n", "backing",
 	       "ms", "vs 4K", "vs plain", "4K maps", "2M maps", "1G maps");
 	printf("|%s|%s|%s|%s|%s|%s|%s|\n", "----------------------------",
