@@ -71,30 +71,30 @@ bool __kvm_memslot_gfn_in_hole(const struct kvm_memory_slot *slot, gfn_t gfn)
 EXPORT_SYMBOL_GPL(__kvm_memslot_gfn_in_hole);
 
 /**
- * kvm_memslot_pages_to_hole - pages from @gfn up to the next hole
+ * __kvm_memslot_pages_to_hole - pages from @gfn up to the next hole
  * @slot: the memslot that contains @gfn
  * @gfn: a gfn of @slot
  *
  * Return: the number of pages from @gfn to the first hole at or after it,
  * or to the end of @slot if there is no such hole; 0 if @gfn is in a hole.
  */
-unsigned long kvm_memslot_pages_to_hole(const struct kvm_memory_slot *slot,
-					gfn_t gfn)
+unsigned long __kvm_memslot_pages_to_hole(const struct kvm_memory_slot *slot,
+					  gfn_t gfn)
 {
-	MA_STATE(mas, NULL, gfn - slot->base_gfn, gfn - slot->base_gfn);
 	struct kvm_memslot_holes *holes = READ_ONCE(slot->holes);
-	unsigned long offset = gfn - slot->base_gfn;
-	unsigned long nr = slot->npages - offset;
+	unsigned long offset = gfn - slot->base_gfn, index = offset;
+	unsigned long first;
+	void *entry;
 
 	if (!holes)
-		return nr;
+		return slot->npages - offset;
 
-	mas.tree = &holes->mt;
-	rcu_read_lock();
-	if (mas_find(&mas, slot->npages - 1))
-		nr = mas.index > offset ? mas.index - offset : 0;
-	rcu_read_unlock();
-	return nr;
+	/* The entry of a hole is its first offset. */
+	entry = mt_find(&holes->mt, &index, slot->npages - 1);
+	if (!entry)
+		return slot->npages - offset;
+	first = xa_to_value(entry);
+	return first > offset ? first - offset : 0;
 }
 
 /*
@@ -204,18 +204,16 @@ static int kvm_memslot_hole_punch(struct kvm *kvm, struct kvm_memory_slot *slot,
 static int kvm_memslot_hole_fill(struct kvm *kvm, struct kvm_memory_slot *slot,
 				 unsigned long first, unsigned long last)
 {
-	MA_STATE(mas, NULL, first, first);
 	struct kvm_memslot_holes *holes = slot->holes;
+	unsigned long index = first;
 	void *entry;
 
 	if (!holes)
 		return -ENOENT;
 
-	mas.tree = &holes->mt;
-	rcu_read_lock();
-	entry = mas_walk(&mas);
-	rcu_read_unlock();
-	if (!entry || mas.index != first || mas.last != last)
+	/* Exactly one hole: it starts at @first and mt_find() steps past it. */
+	entry = mt_find(&holes->mt, &index, first);
+	if (!entry || xa_to_value(entry) != first || index != last + 1)
 		return -ENOENT;
 
 	mtree_erase(&holes->mt, first);
