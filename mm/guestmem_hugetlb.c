@@ -20,15 +20,28 @@
  *
  * Folios live in the file's page cache at naturally aligned indices, like
  * hugetlbfs folios, but outside the LRU and unaccounted to memcg (hugetlb
- * pages are never reclaimed). The hugetlb cgroup is not charged yet.
+ * pages are never reclaimed).
  *
- * Split and merge. Files the host can map need small folios where pages
- * are shared, so a huge folio can be split in place, one level at a time:
+ * hugetlb cgroup: the creating task's cgroup is charged with the whole
+ * file, on its reservation counter (as hugetlbfs charges a reservation)
+ * and on its usage counter, at creation and until the file is destroyed;
+ * creation fails with -ENOMEM if the file exceeds either limit. Faults are
+ * never refused for the cgroup (a vCPU cannot take SIGBUS), and split or
+ * whole, every page of the file is covered. The folios themselves carry
+ * no charge. When the cgroup is removed, guestmem_hugetlb_cgroup_offline()
+ * moves the usage charges to the parent, as hugetlb does for its folios.
+ *
+ * Split and merge. The host cannot map hugetlb folios outside hugetlbfs,
+ * and files the host can map need small folios where shared and private
+ * pages meet, so a huge folio can be split in place, one level at a time:
  * a 1G folio into 512 folios of 2M, a 2M folio (a hugetlb one, or a piece
- * of a 1G one) into 512 pages. Pieces are ordinary (non-hugetlb) page cache
- * folios; the huge page they came from is remembered in a struct
- * guestmem_split. Merging is the reverse, and the last merge restores the
- * hugetlb folio, which alone may go back to the pool:
+ * of a 1G one) into 512 pages, and a 2M hugetlb folio into one 2M piece.
+ * Pieces are ordinary (non-hugetlb) page cache folios, which the host can
+ * map, a 2M one with a PMD; the huge page they came from is remembered in
+ * a struct guestmem_split. Merging makes a 2M piece of 512 pages again
+ * (guestmem_hugetlb_merge()), and restoring makes the hugetlb folio of the
+ * pieces (guestmem_hugetlb_restore()), which alone may go back to the
+ * pool:
  *
  *  - A split or merge first hides the folios involved from the page
  *    cache: under the xa_lock it replaces their entry with a placeholder
@@ -96,11 +109,13 @@
  * then the folio lock, then i_mmap_rwsem (truncation unmaps), hugetlb_lock
  * or the page cache's xa_lock.
  */
+#include <linux/cgroup.h>
 #include <linux/guestmem.h>
 #include <linux/hugetlb.h>
 #include <linux/hugetlb_cgroup.h>
 #include <linux/mempolicy.h>
 #include <linux/mutex.h>
+#include <linux/page_counter.h>
 #include <linux/page_ref.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
@@ -121,6 +136,13 @@
  * @lock: serializes allocation, page cache insertion, split and merge
  * @split: huge page index (file index >> hstate order) -> struct
  *	guestmem_split of each huge page that is split, guarded by @lock
+ * @nr_pages: the file size in pages
+ * @rsvd_hcg: the hugetlb cgroup charged with the file's reservation
+ *	(which holds a css reference on it), or NULL
+ * @hcg: the hugetlb cgroup charged with the file's usage: @rsvd_hcg, or
+ *	its closest ancestor still online once it went offline; a css
+ *	reference, or NULL; guarded by hugetlb_lock
+ * @node: link in guestmem_backings, guarded by hugetlb_lock
  */
 struct guestmem_hugetlb {
 	struct hstate *h;
@@ -128,6 +150,10 @@ struct guestmem_hugetlb {
 	bool splittable;
 	struct mutex lock;	/* allocation, insertion, split, merge */
 	struct xarray split;
+	unsigned long nr_pages;
+	struct hugetlb_cgroup *rsvd_hcg;
+	struct hugetlb_cgroup *hcg;
+	struct list_head node;
 };
 
 /**
@@ -156,6 +182,12 @@ struct guestmem_split {
 
 static LIST_HEAD(guestmem_orphans);
 static DEFINE_SPINLOCK(guestmem_orphan_lock);
+
+/*
+ * Every backing that holds a usage charge, for hugetlb cgroup removal
+ * (guestmem_hugetlb_cgroup_offline()). Under hugetlb_lock.
+ */
+static LIST_HEAD(guestmem_backings);
 static void guestmem_orphan_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(guestmem_orphan_work, guestmem_orphan_fn);
 static bool guestmem_reclaim_orphans(void);
@@ -168,24 +200,124 @@ static bool guestmem_reclaim_orphans(void);
  */
 #define GUESTMEM_ORPHAN_WAIT	HZ
 
+#ifdef CONFIG_CGROUP_HUGETLB
+/*
+ * Charge the file to the hugetlb cgroup of the calling task: its
+ * reservation counter and its usage counter each take the whole file, for
+ * as long as the file lives. guest_memfd promises every page of a file at
+ * creation (a vCPU fault cannot take SIGBUS), so the usage limit is
+ * checked then, not page by page at fault time as hugetlbfs does.
+ */
+static int guestmem_charge_file(struct guestmem_hugetlb *gh)
+{
+	int idx = hstate_index(gh->h);
+	struct page_counter *fail;
+	int ret = 0;
+
+	if (hugetlb_cgroup_charge_cgroup_rsvd(idx, gh->nr_pages, &gh->rsvd_hcg))
+		return -ENOMEM;
+	if (!gh->rsvd_hcg)
+		return 0;
+
+	/*
+	 * A cgroup still online, under hugetlb_lock: its removal has not
+	 * begun, so guestmem_hugetlb_cgroup_offline() will see this file.
+	 */
+	spin_lock_irq(&hugetlb_lock);
+	if (!css_tryget_online(&gh->rsvd_hcg->css))
+		ret = -EAGAIN;
+	else if (!page_counter_try_charge(&gh->rsvd_hcg->hugepage[idx],
+					  gh->nr_pages, &fail))
+		ret = -ENOMEM;
+	if (!ret) {
+		gh->hcg = gh->rsvd_hcg;
+		list_add(&gh->node, &guestmem_backings);
+	}
+	spin_unlock_irq(&hugetlb_lock);
+	if (ret == -ENOMEM)
+		css_put(&gh->rsvd_hcg->css);
+	if (ret)
+		hugetlb_cgroup_uncharge_cgroup_rsvd(idx, gh->nr_pages,
+						    gh->rsvd_hcg);
+	return ret;
+}
+
+static void guestmem_uncharge_file(struct guestmem_hugetlb *gh)
+{
+	int idx = hstate_index(gh->h);
+	struct hugetlb_cgroup *hcg;
+
+	if (!gh->rsvd_hcg)
+		return;
+	spin_lock_irq(&hugetlb_lock);
+	list_del(&gh->node);
+	hcg = gh->hcg;
+	gh->hcg = NULL;
+	spin_unlock_irq(&hugetlb_lock);
+	page_counter_uncharge(&hcg->hugepage[idx], gh->nr_pages);
+	css_put(&hcg->css);
+	hugetlb_cgroup_uncharge_cgroup_rsvd(idx, gh->nr_pages, gh->rsvd_hcg);
+}
+
+/**
+ * guestmem_hugetlb_cgroup_offline() - a hugetlb cgroup goes away
+ * @hcg: the cgroup going offline
+ * @parent: the cgroup that takes its charges
+ *
+ * Called by hugetlb_cgroup_css_offline(), which moves the charges of the
+ * hugetlb folios on the active lists to @parent: moves the usage charges
+ * of the files charged to @hcg as well, so that the removal does not wait
+ * for them. Their reservation charges stay, as hugetlbfs's do.
+ *
+ * Context: hugetlb_lock held.
+ */
+void guestmem_hugetlb_cgroup_offline(struct hugetlb_cgroup *hcg,
+				     struct hugetlb_cgroup *parent)
+{
+	struct guestmem_hugetlb *gh;
+
+	lockdep_assert_held(&hugetlb_lock);
+	list_for_each_entry(gh, &guestmem_backings, node) {
+		if (gh->hcg != hcg)
+			continue;
+		hugetlb_cgroup_move_charge(hstate_index(gh->h), hcg,
+					   gh->nr_pages);
+		css_get(&parent->css);
+		gh->hcg = parent;
+		css_put(&hcg->css);
+	}
+}
+#else
+static int guestmem_charge_file(struct guestmem_hugetlb *gh)
+{
+	return 0;
+}
+
+static void guestmem_uncharge_file(struct guestmem_hugetlb *gh)
+{
+}
+#endif
+
 /**
  * guestmem_hugetlb_create() - set up hugetlb backing for a file
  * @page_shift: log2 of the huge page size
  * @size: file size in bytes, a multiple of the huge page size
  * @splittable: whether guestmem_hugetlb_split() may be used on the file
  *
- * Reserves the whole file in the pool of the hstate.
+ * Reserves the whole file in the pool of the hstate, and charges it to the
+ * hugetlb cgroup of the calling task (reservation and usage).
  *
  * Context: process context, may sleep.
  * Return: the backing, ERR_PTR(-EINVAL) if there is no hstate of that
  * size or @size is not a positive multiple of it, ERR_PTR(-ENOMEM) if the
- * pool cannot reserve the file.
+ * pool cannot reserve the file or the file exceeds a cgroup limit.
  */
 struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 						 loff_t size, bool splittable)
 {
 	struct guestmem_hugetlb *gh;
 	struct hstate *h;
+	int err;
 
 	if (page_shift <= PAGE_SHIFT || page_shift >= BITS_PER_LONG)
 		return ERR_PTR(-EINVAL);
@@ -201,9 +333,17 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 	gh->splittable = splittable;
 	mutex_init(&gh->lock);
 	xa_init(&gh->split);
+	gh->nr_pages = size >> PAGE_SHIFT;
+	INIT_LIST_HEAD(&gh->node);
+	err = guestmem_charge_file(gh);
+	if (err) {
+		kfree(gh);
+		return ERR_PTR(err);
+	}
 	gh->spool = hugepage_new_subpool(h, size >> huge_page_shift(h),
 					 size >> huge_page_shift(h));
 	if (!gh->spool) {
+		guestmem_uncharge_file(gh);
 		kfree(gh);
 		return ERR_PTR(-ENOMEM);
 	}
@@ -443,6 +583,82 @@ struct folio *guestmem_hugetlb_lookup(struct guestmem_hugetlb *gh,
 }
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_lookup, "kvm");
 
+/* Whether a page of @folio may be poisoned (hugetlb: the folio is). */
+static bool guestmem_folio_poisoned(struct folio *folio)
+{
+	long i;
+
+	if (folio_test_hugetlb(folio))
+		return folio_test_hwpoison(folio);
+	if (folio_contain_hwpoisoned_page(folio))
+		return true;
+	/* Memory failure marks only the page of a piece (see the top). */
+	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE) ||
+	    !atomic_long_read(&num_poisoned_pages))
+		return false;
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		if (PageHWPoison(folio_page(folio, i)))
+			return true;
+	return false;
+}
+
+/**
+ * guestmem_hugetlb_block_ready() - whether a block of a file maps whole
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the block
+ * @order: the block's order, at most the huge page's
+ *
+ * A huge page is one piece of contiguous memory however it is split into
+ * folios, so a block of it can be mapped with one page table entry (by
+ * KVM) if every page of the naturally aligned block of @order around
+ * @index is in the page cache, up to date and not poisoned.
+ *
+ * Context: any; looks at the page cache under RCU, with a reference on
+ * each folio while it looks at it. The answer may be stale at once: the
+ * caller must see every later split, merge, truncation or conversion
+ * (KVM: the invalidation sequence) and look again.
+ * Return: whether the block is ready to be mapped whole; false also for a
+ * block of more than 512 folios (single pages: the 1G block around a
+ * split 2M block).
+ */
+bool guestmem_hugetlb_block_ready(struct guestmem_hugetlb *gh,
+				  struct address_space *mapping,
+				  pgoff_t index, unsigned int order)
+{
+	unsigned long nr = 1UL << order, folios = 0;
+	pgoff_t base = round_down(index, nr), i = base;
+	struct folio *folio;
+	bool ready = true;
+
+	if (order > huge_page_order(gh->h))
+		return false;
+	rcu_read_lock();
+	while (ready && i < base + nr) {
+		folio = xa_load(&mapping->i_pages, i);
+		/*
+		 * A hole, a split or merge under way (the placeholder, or a
+		 * frozen folio), or more folios than a block of 2M pieces
+		 * has (single pages are a block's own business).
+		 */
+		if (!folio || xa_is_value(folio) || ++folios > 512 ||
+		    !folio_try_get(folio)) {
+			ready = false;
+			break;
+		}
+		if (folio->mapping != mapping || folio->index != i ||
+		    folio_next_index(folio) > base + nr ||
+		    !folio_test_uptodate(folio) ||
+		    guestmem_folio_poisoned(folio))
+			ready = false;
+		i = folio_next_index(folio);
+		folio_put(folio);
+	}
+	rcu_read_unlock();
+	return ready;
+}
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_block_ready, "kvm");
+
 /*
  * Turn the 2^@order frozen, untyped pages at @head into folios of
  * @new_order (bigger or smaller), each with @flags (PG_uptodate, PG_dirty)
@@ -540,11 +756,11 @@ static struct folio *guestmem_restore_hugetlb(struct guestmem_split *s)
 	folio->private = (void *)s->hpg_flags;
 	spin_lock_irq(&hugetlb_lock);
 	__folio_set_hugetlb(folio);
+	set_hugetlb_cgroup(folio, NULL);
+	set_hugetlb_cgroup_rsvd(folio, NULL);
 	list_add(&folio->lru, &s->h->hugepage_activelist);
 	spin_unlock_irq(&hugetlb_lock);
 	hugetlb_set_folio_subpool(folio, s->spool);
-	set_hugetlb_cgroup(folio, NULL);
-	set_hugetlb_cgroup_rsvd(folio, NULL);
 	return folio;
 }
 
@@ -629,7 +845,12 @@ static void guestmem_zero_stale(struct page *head, unsigned int order)
 			continue;
 		folio_lock(piece);
 		if (!folio_test_uptodate(piece)) {
-			folio_zero_range(piece, 0, folio_size(piece));
+			long j;
+
+			/* A poisoned page stays as it is (never merged). */
+			for (j = 0; j < folio_nr_pages(piece); j++)
+				if (!PageHWPoison(folio_page(piece, j)))
+					clear_highpage(folio_page(piece, j));
 			folio_mark_uptodate(piece);
 		}
 		folio_unlock(piece);
@@ -697,23 +918,27 @@ static void guestmem_poison_to_pages(struct folio *folio)
  * @gh: the backing
  * @mapping: the file's mapping
  * @index: a page index in the file
+ * @new_order: the order of the new folios: PMD_ORDER or 0
  *
  * A huge folio of 1G becomes 512 folios of 2M, one of 2M (hugetlb or a
- * piece) becomes 512 pages; a single page stays as it is. The pages, their
- * content and their flags (poison included) do not change, only the folios
- * around them.
+ * piece) 512 pages; a hugetlb folio of 2M may also become a single piece
+ * of 2M (which the host can map). The pages, their content and their
+ * flags (poison included) do not change, only the folios around them.
  *
  * Context: process context, may sleep; takes @gh's lock and the folio
  * lock, so the caller must hold neither and no reference on the folio.
- * Return: 0 (also if there is no folio at @index or it is a single page);
- * -EAGAIN if somebody else holds a reference on the folio (retry);
- * -EHWPOISON for a hugetlb folio that lost track of its poisoned pages;
+ * Return: 0 (also if there is no folio at @index or it is no bigger than
+ * @new_order and not hugetlb; a 1G folio is split into 2M ones whatever
+ * @new_order); -EAGAIN if somebody else holds a reference on the folio or
+ * maps it (retry); -EHWPOISON for a hugetlb folio that lost track of its
+ * poisoned pages; -EINVAL for a @new_order other than 0 or PMD_ORDER;
  * -ENOMEM. Nothing changed on error.
  */
 int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
-			   struct address_space *mapping, pgoff_t index)
+			   struct address_space *mapping, pgoff_t index,
+			   unsigned int new_order)
 {
-	unsigned int order, new_order, mid, i;
+	unsigned int order, mid, i;
 	struct guestmem_split *s = NULL;
 	unsigned long nr, flags, step;
 	struct folio *folio, *piece;
@@ -730,22 +955,30 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 		goto out;
 
 	order = folio_order(folio);
-	if (!order)
-		goto unlock;
 	hugetlb = folio_test_hugetlb(folio);
-	new_order = order > PMD_ORDER ? PMD_ORDER : 0;
+	if (new_order && new_order != PMD_ORDER) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	/* One level at a time (the folio may have changed since asked). */
+	if (order > PMD_ORDER)
+		new_order = PMD_ORDER;
+	if (order < new_order || (order == new_order && !hugetlb))
+		goto unlock;
 	nr = folio_nr_pages(folio);
 	step = 1UL << new_order;
 	base = folio->index;
 
-	/*
-	 * Only single pages are ever mapped by the host, and only folios of
-	 * splittable files have their whole vmemmap.
-	 */
-	if (WARN_ON_ONCE(folio_mapped(folio) || !gh->splittable ||
+	/* Only folios of splittable files have their whole vmemmap. */
+	if (WARN_ON_ONCE(!gh->splittable ||
 			 (hugetlb &&
 			  folio_test_hugetlb_vmemmap_optimized(folio)))) {
 		ret = -EBUSY;
+		goto unlock;
+	}
+	/* Mapped by the host: its page table entries hold references. */
+	if (folio_mapped(folio)) {
+		ret = -EAGAIN;
 		goto unlock;
 	}
 	/* Which of its pages are poisoned is not known: keep it whole. */
@@ -773,10 +1006,13 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	/*
 	 * The placeholder's multi-index entry is split later: XArray nodes
 	 * hold 64 slots, so a split by more than one node level (order 18 to
-	 * 9) goes through entries of order 12.
+	 * 9) goes through entries of order 12. A folio that keeps its order
+	 * keeps its entry.
 	 */
 	mid = round_up(new_order, XA_CHUNK_SHIFT);
-	if (mid > new_order && mid < order) {
+	if (new_order == order) {
+		mid = new_order;
+	} else if (mid > new_order && mid < order) {
 		xas_set_order(&xas, base, mid);
 		xas_split_alloc(&xas, GUESTMEM_BUSY, order, GFP_KERNEL);
 		xas_set_order(&xas2, base, new_order);
@@ -829,9 +1065,11 @@ int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 	guestmem_reformat(&folio->page, order, new_order, flags, mapping,
 			  base);
 
-	xas_lock_irq(&xas);
-	xas_split(&xas, GUESTMEM_BUSY, order);
-	xas_unlock_irq(&xas);
+	if (new_order != order) {
+		xas_lock_irq(&xas);
+		xas_split(&xas, GUESTMEM_BUSY, order);
+		xas_unlock_irq(&xas);
+	}
 	for (i = 0; mid != new_order && i < nr >> mid; i++) {
 		xas_lock_irq(&xas2);
 		xas_set(&xas2, base + ((unsigned long)i << mid));
@@ -875,66 +1113,61 @@ out:
 }
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_split, "kvm");
 
-/**
- * guestmem_hugetlb_merge() - merge the pieces of a block back into one folio
- * @gh: the backing
- * @mapping: the file's mapping
- * @index: a page index in the block
- * @order: the block's order: PMD_ORDER or the huge page's order
- *
- * The block must consist of folios one level below @order (pages for a
- * 2M block, 2M pieces for a 1G one). Merging the block of a whole huge
- * page restores the hugetlb folio.
- *
- * Context: process context, may sleep; takes @gh's lock. The caller makes
- * sure that nobody maps or refers to the block's pages any more (KVM's
- * mappings zapped, the host's unmapped).
- * Return: 0 (also if the block is one folio already or not in the page
- * cache); -EBUSY if its folios are not all one level below @order;
- * -EAGAIN if one of them is still referenced (retry later); -EHWPOISON
- * if one has a poisoned page (it stays split); -ENOMEM; -EINVAL. Nothing
- * changed on error.
+/* What a merge makes of a block. */
+enum guestmem_merge_to {
+	GUESTMEM_MERGE_PIECE,	/* single pages into a 2M piece */
+	GUESTMEM_MERGE_HUGETLB,	/* a whole huge page into its hugetlb folio */
+};
+
+/*
+ * The merges below, on the block at @index: its pieces must all be of one
+ * order, single pages for a piece; for the hugetlb folio 2M pieces (1G
+ * pages), or single pages or one 2M piece (2M pages).
  */
-int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
-			   struct address_space *mapping, pgoff_t index,
-			   unsigned int order)
+static int guestmem_merge(struct guestmem_hugetlb *gh,
+			  struct address_space *mapping, pgoff_t index,
+			  enum guestmem_merge_to to)
 {
-	unsigned int horder = huge_page_order(gh->h), sub, i;
-	unsigned long nr = 1UL << order, or, and, flags;
-	pgoff_t base = round_down(index, nr);
+	unsigned int horder = huge_page_order(gh->h), order, sub, i;
+	unsigned long nr, or, and, flags;
 	struct guestmem_split *s;
 	struct folio *folio;
 	struct page *head;
+	pgoff_t base;
 	int ret = 0;
-	XA_STATE_ORDER(xas, &mapping->i_pages, base, order);
+	XA_STATE(xas, &mapping->i_pages, 0);
 
-	if (order != PMD_ORDER && order != horder)
-		return -EINVAL;
-	sub = order > PMD_ORDER ? PMD_ORDER : 0;
+	order = to == GUESTMEM_MERGE_HUGETLB ? horder : PMD_ORDER;
+	nr = 1UL << order;
+	base = round_down(index, nr);
+	xas_set_order(&xas, base, order);
 
 	mutex_lock(&gh->lock);
 	s = xa_load(&gh->split, base >> horder);
 	if (!s)
 		goto out;
 
-	/* Every piece of the block, in place and one level down. */
+	/* Every piece of the block, in place and of one order. */
 	head = nth_page(s->head, base & ((1UL << horder) - 1));
 	rcu_read_lock();
-	for (i = 0; i < nr >> sub; i++) {
+	sub = folio_order(page_folio(head));
+	if (sub > order || (sub == order && to == GUESTMEM_MERGE_PIECE)) {
+		/* One folio already. */
+		rcu_read_unlock();
+		goto out;
+	}
+	if (to == GUESTMEM_MERGE_HUGETLB && order > PMD_ORDER &&
+	    sub != PMD_ORDER)
+		ret = -EBUSY;
+	for (i = 0; !ret && i < nr >> sub; i++) {
 		folio = page_folio(nth_page(head, (unsigned long)i << sub));
-		if (folio_order(folio) >= order) {
-			ret = 0;
-			break;
-		}
 		if (folio_order(folio) != sub ||
 		    xa_load(&mapping->i_pages, base + ((unsigned long)i << sub))
-		    != folio) {
+		    != folio)
 			ret = -EBUSY;
-			break;
-		}
 	}
 	rcu_read_unlock();
-	if (ret || i < nr >> sub)
+	if (ret)
 		goto out;
 
 	guestmem_zero_stale(head, order);
@@ -959,7 +1192,7 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 	if (ret)
 		goto unfreeze;
 	folio = page_folio(head);
-	if (order == horder)
+	if (to == GUESTMEM_MERGE_HUGETLB)
 		guestmem_account(folio, sub, -nr);
 	else
 		__lruvec_stat_mod_folio(folio, NR_FILE_THPS, nr);
@@ -967,7 +1200,7 @@ int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 
 	guestmem_reformat(head, order, order, flags, mapping, base);
 	folio = page_folio(head);
-	if (order == horder) {
+	if (to == GUESTMEM_MERGE_HUGETLB) {
 		xa_erase(&gh->split, base >> horder);
 		guestmem_restore_hugetlb(s);
 		/* Poisoned while it was rewritten: hugetlb's way from now. */
@@ -993,7 +1226,52 @@ out:
 	mutex_unlock(&gh->lock);
 	return ret;
 }
+
+/**
+ * guestmem_hugetlb_merge() - merge the single pages of a 2M block
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the block
+ *
+ * The 512 single pages of a split 2M block become one 2M piece again,
+ * which the host can map with one PMD. It stays a piece, whatever the
+ * huge page size: guestmem_hugetlb_restore() makes hugetlb folios.
+ *
+ * Context: process context, may sleep; takes @gh's lock. The caller makes
+ * sure that nobody maps or refers to the block's pages any more (KVM's
+ * mappings zapped, the host's unmapped).
+ * Return: 0 (also if the block is one folio already or not in the page
+ * cache); -EBUSY if its folios are not all single pages; -EAGAIN if one
+ * of them is still referenced or mapped (retry later); -EHWPOISON if one
+ * has a poisoned page (it stays split); -ENOMEM. Nothing changed on error.
+ */
+int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index)
+{
+	return guestmem_merge(gh, mapping, index, GUESTMEM_MERGE_PIECE);
+}
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_merge, "kvm");
+
+/**
+ * guestmem_hugetlb_restore() - make a split huge page a hugetlb folio again
+ * @gh: the backing
+ * @mapping: the file's mapping
+ * @index: a page index in the huge page
+ *
+ * The pieces of a split huge page become its hugetlb folio again: 512 2M
+ * pieces for a 1G page; 512 single pages or one 2M piece for a 2M page.
+ * The host cannot map hugetlb folios: only private memory is restored.
+ *
+ * Context: as guestmem_hugetlb_merge().
+ * Return: as guestmem_hugetlb_merge(); -EBUSY if the pieces are not of
+ * those orders.
+ */
+int guestmem_hugetlb_restore(struct guestmem_hugetlb *gh,
+			     struct address_space *mapping, pgoff_t index)
+{
+	return guestmem_merge(gh, mapping, index, GUESTMEM_MERGE_HUGETLB);
+}
+EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_restore, "kvm");
 
 /*
  * Free a poisoned hugetlb folio that left the file, holding the last
@@ -1213,6 +1491,7 @@ void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
 	mutex_unlock(&gh->lock);
 	xa_destroy(&gh->split);
 	hugepage_put_subpool(gh->spool);
+	guestmem_uncharge_file(gh);
 	mutex_destroy(&gh->lock);
 	kfree(gh);
 }

@@ -13,6 +13,7 @@
 
 struct folio;
 struct guestmem_hugetlb;
+struct hugetlb_cgroup;
 struct mempolicy;
 
 #ifdef CONFIG_GUESTMEM_HUGETLB
@@ -26,10 +27,15 @@ struct folio *guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 					 pgoff_t index, struct mempolicy *mpol,
 					 pgoff_t ilx);
 int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
-			   struct address_space *mapping, pgoff_t index);
-int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 			   struct address_space *mapping, pgoff_t index,
-			   unsigned int order);
+			   unsigned int new_order);
+int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
+			   struct address_space *mapping, pgoff_t index);
+int guestmem_hugetlb_restore(struct guestmem_hugetlb *gh,
+			     struct address_space *mapping, pgoff_t index);
+bool guestmem_hugetlb_block_ready(struct guestmem_hugetlb *gh,
+				  struct address_space *mapping,
+				  pgoff_t index, unsigned int order);
 void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
 			       struct address_space *mapping, loff_t lstart,
 			       loff_t lend);
@@ -67,16 +73,31 @@ guestmem_hugetlb_get_folio(struct guestmem_hugetlb *gh,
 
 static inline int guestmem_hugetlb_split(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
-					 pgoff_t index)
+					 pgoff_t index, unsigned int new_order)
 {
 	return -EINVAL;
 }
 
 static inline int guestmem_hugetlb_merge(struct guestmem_hugetlb *gh,
 					 struct address_space *mapping,
-					 pgoff_t index, unsigned int order)
+					 pgoff_t index)
 {
 	return -EINVAL;
+}
+
+static inline int guestmem_hugetlb_restore(struct guestmem_hugetlb *gh,
+					   struct address_space *mapping,
+					   pgoff_t index)
+{
+	return -EINVAL;
+}
+
+static inline bool guestmem_hugetlb_block_ready(struct guestmem_hugetlb *gh,
+						struct address_space *mapping,
+						pgoff_t index,
+						unsigned int order)
+{
+	return false;
 }
 
 static inline void guestmem_hugetlb_truncate(struct guestmem_hugetlb *gh,
@@ -90,6 +111,17 @@ guestmem_hugetlb_lookup(struct guestmem_hugetlb *gh,
 			struct address_space *mapping, pgoff_t index)
 {
 	return ERR_PTR(-ENOENT);
+}
+#endif
+
+#if defined(CONFIG_GUESTMEM_HUGETLB) && defined(CONFIG_CGROUP_HUGETLB)
+void guestmem_hugetlb_cgroup_offline(struct hugetlb_cgroup *hcg,
+				     struct hugetlb_cgroup *parent);
+#else
+static inline void
+guestmem_hugetlb_cgroup_offline(struct hugetlb_cgroup *hcg,
+				struct hugetlb_cgroup *parent)
+{
 }
 #endif
 

@@ -17,10 +17,10 @@
  *     need not span the update; for hugetlb files it does (begin before
  *     step 2, end after it).
  * A range that already has the requested state changes nothing.
- * hugetlb files split the huge folios of the range before step 2 of a
- * conversion to shared (a shared page is a folio of its own), and merge
- * the blocks a conversion to private left private throughout after step 3
- * (see hugetlb.c).
+ * hugetlb files first split the folios the conversion would leave with
+ * pages of both states, and the hugetlb folios it makes shared, and merge
+ * the blocks it left with one state throughout after step 3 (see
+ * hugetlb.c).
  * New host faults on the range wait for the invalidate lock and then see
  * the new state. The pages themselves are not touched: content survives.
  */
@@ -42,6 +42,30 @@ static void kvm_gmem_unmap(struct address_space *mapping, pgoff_t start,
 			   pgoff_t end)
 {
 	unmap_mapping_pages(mapping, start, end - start, false);
+}
+
+/* The whole huge pages around [@start, @end) of a hugetlb file. */
+static void kvm_gmem_hugetlb_span(struct kvm_gmem_inode *gi, pgoff_t *start,
+				  pgoff_t *end)
+{
+	unsigned long n = kvm_gmem_hugetlb_page_size(gi) >> PAGE_SHIFT;
+
+	*start = round_down(*start, n);
+	*end = round_up(*end, n);
+}
+
+static void kvm_gmem_hugetlb_invalidate_begin(struct kvm_gmem_inode *gi,
+					      pgoff_t start, pgoff_t end)
+{
+	kvm_gmem_hugetlb_span(gi, &start, &end);
+	kvm_gmem_invalidate_begin(gi, start, end);
+}
+
+static void kvm_gmem_hugetlb_invalidate_end(struct kvm_gmem_inode *gi,
+					    pgoff_t start, pgoff_t end)
+{
+	kvm_gmem_hugetlb_span(gi, &start, &end);
+	kvm_gmem_invalidate_end(gi, start, end);
 }
 
 /*
@@ -171,7 +195,8 @@ static int kvm_gmem_check_attributes(struct file *file,
  *
  * Return: 0; -EINVAL for bad arguments, a VM type without private memory
  * or a file that does not own its pages' state; -EAGAIN with error_offset
- * set if a page is still referenced beyond its mappings (to private),
+ * set if a page is still referenced beyond its mappings (to private;
+ * for hugetlb files, a page of a 2M block the conversion must split),
  * -EAGAIN with error_offset unchanged if a huge folio stayed referenced
  * (to shared, hugetlb files); -ENOMEM; -EINTR; -EFAULT. On error the
  * state is unchanged.
@@ -207,6 +232,17 @@ again:
 		goto out;
 	}
 
+	/* Folios the conversion would leave mixed, before anything else. */
+	if (gi->hugetlb) {
+		ret = kvm_gmem_hugetlb_split_range(gi, start, end,
+						   to_private ? 0 :
+						   KVM_GMEM_STATE_SHARED, &bad);
+		if (ret == -EAGAIN && to_private)
+			goto busy;
+		if (ret)
+			goto out;
+	}
+
 	if (to_private) {
 		ret = kvm_gmem_unmap_check(gi, start, end, &bad);
 		/*
@@ -221,42 +257,41 @@ again:
 			drained = true;
 			goto again;
 		}
-		if (ret) {
-			filemap_invalidate_unlock(mapping);
-			args.error_offset = (u64)bad << PAGE_SHIFT;
-			if (copy_to_user(argp, &args, sizeof(args)))
-				return -EFAULT;
-			return ret;
-		}
-	} else if (gi->hugetlb) {
-		/* A shared page of a hugetlb file is a folio of its own. */
-		ret = kvm_gmem_hugetlb_split_range(gi, start, end);
 		if (ret)
-			goto out;
+			goto busy;
 	}
 
 	/*
 	 * hugetlb files keep the invalidation open across the update, so
 	 * that vCPU faults on the range, which may split folios according to
 	 * the state they see (kvm_gmem_hugetlb_get_folio()), wait until it
-	 * is final; other files zap after the update (kvm_gmem_invalidate()).
+	 * is final; it spans the whole huge pages, which KVM may map whole
+	 * across folios. Other files zap after the update
+	 * (kvm_gmem_invalidate()).
 	 */
 	if (gi->hugetlb)
-		kvm_gmem_invalidate_begin(gi, start, end);
+		kvm_gmem_hugetlb_invalidate_begin(gi, start, end);
 	ret = kvm_gmem_state_update(&gi->state, start, end,
 				    to_private ? 0 : KVM_GMEM_STATE_SHARED,
 				    to_private ? KVM_GMEM_STATE_SHARED : 0);
 	if (gi->hugetlb)
-		kvm_gmem_invalidate_end(gi, start, end);
+		kvm_gmem_hugetlb_invalidate_end(gi, start, end);
 	else if (ret > 0)
 		kvm_gmem_invalidate(gi, start, end);
 	if (ret > 0) {
-		/* Blocks that are private throughout can be huge again. */
-		if (to_private && gi->hugetlb)
+		/* Blocks that have one state throughout can be huge again. */
+		if (gi->hugetlb)
 			kvm_gmem_hugetlb_merge_range(gi, start, end);
 		ret = 0;
 	}
 out:
 	filemap_invalidate_unlock(mapping);
+	return ret;
+
+busy:
+	filemap_invalidate_unlock(mapping);
+	args.error_offset = (u64)bad << PAGE_SHIFT;
+	if (copy_to_user(argp, &args, sizeof(args)))
+		return -EFAULT;
 	return ret;
 }

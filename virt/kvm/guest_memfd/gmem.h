@@ -152,6 +152,7 @@ static inline vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 
 #ifdef CONFIG_KVM_GMEM_USERFAULT
 bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index);
+bool kvm_gmem_block_missing(struct kvm_gmem_inode *gi, pgoff_t index);
 long kvm_gmem_userfault_ioctl(struct file *file, unsigned int ioctl,
 			      void __user *argp);
 int kvm_gmem_userfault_check_extension(long cap, u64 flags);
@@ -160,6 +161,12 @@ vm_fault_t kvm_gmem_fault_missing(struct vm_fault *vmf);
 /* No way to set a missing bit: no page is ever missing. */
 static inline bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi,
 					 pgoff_t index)
+{
+	return false;
+}
+
+static inline bool kvm_gmem_block_missing(struct kvm_gmem_inode *gi,
+					  pgoff_t index)
 {
 	return false;
 }
@@ -192,10 +199,15 @@ int kvm_gmem_hugetlb_setup(struct kvm_gmem_inode *gi, loff_t size, u64 flags);
 void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi);
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 					 pgoff_t index);
+struct folio *kvm_gmem_hugetlb_get_guest_folio(struct kvm_gmem_inode *gi,
+					       pgoff_t index);
 int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi, pgoff_t start,
-				 pgoff_t end);
+				 pgoff_t end, unsigned int attrs, pgoff_t *bad);
 void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
 				  pgoff_t end);
+unsigned int kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi,
+					  pgoff_t index, struct folio *folio,
+					  unsigned int order);
 void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi, loff_t lstart,
 			       loff_t lend);
 unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
@@ -230,8 +242,15 @@ kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi, pgoff_t index)
 	return ERR_PTR(-EINVAL);
 }
 
+static inline struct folio *
+kvm_gmem_hugetlb_get_guest_folio(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	return ERR_PTR(-EINVAL);
+}
+
 static inline int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi,
-					       pgoff_t start, pgoff_t end)
+					       pgoff_t start, pgoff_t end,
+					       unsigned int attrs, pgoff_t *bad)
 {
 	return 0;
 }
@@ -239,6 +258,13 @@ static inline int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi,
 static inline void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi,
 						pgoff_t start, pgoff_t end)
 {
+}
+
+static inline unsigned int
+kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi, pgoff_t index,
+			     struct folio *folio, unsigned int order)
+{
+	return min(order, folio_order(folio));
 }
 
 static inline void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi,

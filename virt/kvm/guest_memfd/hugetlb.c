@@ -8,22 +8,51 @@
  * the folio, the memslot's alignment and the page state allow (see
  * kvm_gmem_mapping_order()).
  *
- * Files the host can map (GUEST_MEMFD_FLAG_MMAP) keep one rule: a 2M block
- * with a shared page in it is held as single pages, and a 1G huge page
- * with such a block in it is held as 2M folios (the rest of it stays 2M
- * and KVM still maps it 2M). Splits happen lazily, one level at a time:
- * when a lookup finds a folio that breaks the rule (a new folio, or one
- * whose pages turned shared) and eagerly for the range of a conversion to
- * shared. A conversion to private merges every block it leaves private
- * throughout back into a 2M folio and, when all of a 1G huge page is 2M
- * folios again, into the 1G folio, and zaps KVM's mappings of the block
- * so that KVM maps it huge again. The host only ever maps single pages.
+ * Files the host can map (GUEST_MEMFD_FLAG_MMAP) keep one rule: every
+ * folio holds pages of one state, and the host, which cannot map hugetlb
+ * folios, maps only pieces (see guestmem_hugetlb.c). So:
+ *
+ *  - a huge page that is private throughout stays its hugetlb folio;
+ *  - a huge page with a shared page is held as 2M pieces;
+ *  - a 2M block that is shared throughout stays one 2M piece, which the
+ *    host maps with one PMD where its mapping is aligned and no page of
+ *    the block is missing, once it is used (up to date); before, it is
+ *    held as single pages, so that the host fills it page by page, each
+ *    page a hole until written (as userfaultfd sees it);
+ *  - a 2M block with both states is held as single pages.
+ *
+ * A vCPU that is the first to use a huge page zeroes all of it, as for a
+ * private hugetlb folio, so shared memory that the guest populates is in
+ * 2M pieces from the start; memory that the host populates page by page
+ * becomes 2M pieces when a conversion merges its blocks.
+ *
+ * KVM maps a block at the largest order at which the state is uniform,
+ * up to the huge page, however the block is split into folios: a huge page
+ * is one piece of contiguous memory (kvm_gmem_hugetlb_block_order()). A 1G
+ * page that is shared throughout is mapped 1G by KVM and 2M by the host.
+ * As a vCPU's first access to a hugetlb folio zeroes all of it, its first
+ * access to such a block zeroes the pieces nobody used yet. Because KVM
+ * maps across folios, a conversion zaps KVM's mappings of the whole huge
+ * pages it touches (convert.c).
+ *
+ * Splits happen one level at a time, lazily when a lookup finds a folio
+ * that breaks the rule (a new folio, a poisoned hugetlb folio), and
+ * eagerly for a conversion, before the state changes: the folios that the
+ * conversion would leave mixed, and hugetlb folios it makes shared. After
+ * a conversion, every 2M block of its range that has one state
+ * again is merged back into one folio, a private one into the hugetlb
+ * folio where the page is 2M, and every 1G page of the range that is
+ * private throughout becomes its hugetlb folio again; KVM's mappings of a
+ * merged block are zapped so that KVM maps it huge again, the host's of a
+ * shared block so that the host maps it with a PMD.
  *
  * Splits and merges wait out references that others hold for a moment
  * (a vCPU fault between looking up a folio and mapping it), for at most
  * KVM_GMEM_HUGETLB_TRIES ticks. A merge that still fails leaves the block
  * split, which is correct, only slower, and is tried again by the next
- * conversion to private of the block.
+ * conversion of the block. A page pinned by the host (O_DIRECT, vmsplice)
+ * blocks the splits of its 2M block, and with them conversions of the
+ * other pages of the block, until it is unpinned.
  */
 #include <linux/guestmem.h>
 #include <linux/kvm_host.h>
@@ -117,24 +146,70 @@ void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi)
 /* Ticks a split or merge waits for others' passing references. */
 #define KVM_GMEM_HUGETLB_TRIES	250
 
-/* Whether the block of @order around @index is private throughout. */
-static bool kvm_gmem_hugetlb_private(struct kvm_gmem_inode *gi,
-				     pgoff_t index, unsigned int order)
+/*
+ * The order @folio must be split to for the rule at the top of this file,
+ * given its state: @attrs of its first page, uniform over a block of order
+ * @st. Return: PMD_ORDER or 0, or -1 if it may stay as it is.
+ */
+static int kvm_gmem_hugetlb_split_order(struct folio *folio,
+					unsigned int attrs, unsigned int st)
 {
-	unsigned int st;
+	unsigned int order = folio_order(folio);
+	bool hugetlb = folio_test_hugetlb(folio);
 
-	return !(kvm_gmem_state_lookup_attrs(&gi->state, index, order, &st) &
-		 KVM_GMEM_STATE_SHARED) && st >= order;
+	if (!order)
+		return -1;
+	/*
+	 * Mixed states take the next level down; so does a poisoned hugetlb
+	 * folio, so that its poison narrows to the exact pages (see
+	 * guestmem_hugetlb.c).
+	 */
+	if (st < order || (hugetlb && folio_test_hwpoison(folio)))
+		return order > PMD_ORDER ? PMD_ORDER : 0;
+	if (!(attrs & KVM_GMEM_STATE_SHARED))
+		return -1;
+	/* Shared throughout: pieces of 2M, which the host can map... */
+	if (hugetlb)
+		return PMD_ORDER;
+	/* ...once used: before, the host fills it page by page. */
+	return folio_test_uptodate(folio) ? -1 : 0;
 }
 
-/* Split the folio at @index one level, waiting out passing references. */
-static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi, pgoff_t index)
+/* As above, for @folio in the state the file has now. */
+static int kvm_gmem_hugetlb_split_now(struct kvm_gmem_inode *gi,
+				      struct folio *folio)
 {
+	unsigned int attrs, st = 0;
+
+	if (!folio_test_large(folio))
+		return -1;
+	attrs = kvm_gmem_state_lookup_attrs(&gi->state, folio->index,
+					    folio_order(folio), &st);
+	return kvm_gmem_hugetlb_split_order(folio, attrs, st);
+}
+
+/*
+ * Split @folio, locked and referenced, to @new_order; the folio is
+ * unlocked and released. The host's mappings of a piece go first (it
+ * refaults what stays shared); others' passing references are waited out.
+ */
+static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi,
+				  struct folio *folio, unsigned int new_order)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
 	int tries = KVM_GMEM_HUGETLB_TRIES, ret;
+	pgoff_t index = folio->index;
+	unsigned long nr = folio_nr_pages(folio);
+	bool hugetlb = folio_test_hugetlb(folio);
+
+	folio_unlock(folio);
+	folio_put(folio);
 
 	for (;;) {
-		ret = guestmem_hugetlb_split(gi->hugetlb,
-					     gi->vfs_inode.i_mapping, index);
+		if (!hugetlb)
+			unmap_mapping_pages(mapping, index, nr, false);
+		ret = guestmem_hugetlb_split(gi->hugetlb, mapping, index,
+					     new_order);
 		if (ret != -EAGAIN || !tries--)
 			return ret;
 		if (fatal_signal_pending(current))
@@ -143,27 +218,24 @@ static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi, pgoff_t index)
 	}
 }
 
-/**
- * kvm_gmem_hugetlb_get_folio() - the locked folio of an index, new or not
- * @gi: an inode with hugetlb backing
- * @index: the page index
- *
- * For files that own their state, a folio whose block has a shared page is
- * split first (see the top of this file), so that a shared page is always
- * a folio of its own.
- *
- * Return: the locked folio holding @index, with a reference, or an
- * ERR_PTR().
+/* For the guest: a huge page it is the first to use is zeroed whole. */
+#define KVM_GMEM_HUGETLB_GUEST	BIT(0)
+
+/*
+ * The locked folio of @index, new or not, split first if it breaks the
+ * rule at the top of this file. With KVM_GMEM_HUGETLB_GUEST in @flags, a
+ * hugetlb folio that must become 2M pieces and was never used is zeroed
+ * first, so that its pieces are used and stay 2M.
  */
-struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
-					 pgoff_t index)
+static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
+					     pgoff_t index, unsigned int flags)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
 	struct mempolicy *mpol;
 	unsigned int order;
 	struct folio *folio;
+	int ret, new_order;
 	pgoff_t ilx;
-	int ret;
 
 	for (;;) {
 		folio = filemap_lock_folio(mapping, index);
@@ -176,86 +248,159 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 							   index, mpol, ilx);
 			mpol_cond_put(mpol);
 		}
-		/*
-		 * A poisoned hugetlb folio is split too, once, so that its
-		 * poison narrows to the exact pages (see guestmem_hugetlb.c).
-		 */
-		if (IS_ERR(folio) || !kvm_gmem_has_state(gi) ||
-		    !folio_test_large(folio) ||
-		    (kvm_gmem_hugetlb_private(gi, folio->index,
-					      folio_order(folio)) &&
-		     !(folio_test_hugetlb(folio) &&
-		       folio_test_hwpoison(folio))))
+		if (IS_ERR(folio) || !kvm_gmem_has_state(gi))
 			return folio;
-
-		folio_unlock(folio);
-		folio_put(folio);
-		ret = kvm_gmem_hugetlb_split(gi, index);
+		new_order = kvm_gmem_hugetlb_split_now(gi, folio);
+		if (new_order < 0)
+			return folio;
+		if ((flags & KVM_GMEM_HUGETLB_GUEST) &&
+		    new_order == PMD_ORDER && folio_test_hugetlb(folio) &&
+		    !folio_test_uptodate(folio) &&
+		    !folio_test_hwpoison(folio)) {
+			kvm_gmem_zero_folio(folio);
+			folio_mark_uptodate(folio);
+		}
+		ret = kvm_gmem_hugetlb_split(gi, folio, new_order);
 		if (ret)
 			return ERR_PTR(ret);
 	}
 }
 
 /**
- * kvm_gmem_hugetlb_split_range() - make every page of a range its own folio
+ * kvm_gmem_hugetlb_get_folio() - the locked folio of an index, new or not
+ * @gi: an inode with hugetlb backing
+ * @index: the page index
+ *
+ * For files that own their state, a folio that breaks the rule at the top
+ * of this file is split first. For the host: pages of a shared block that
+ * nobody used yet are single pages, each a hole until it is written.
+ *
+ * Return: the locked folio holding @index, with a reference, or an
+ * ERR_PTR().
+ */
+struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
+					 pgoff_t index)
+{
+	return kvm_gmem_hugetlb_lookup(gi, index, 0);
+}
+
+/**
+ * kvm_gmem_hugetlb_get_guest_folio() - the folio of an index, for a vCPU
+ * @gi: an inode with hugetlb backing
+ * @index: the page index
+ *
+ * As kvm_gmem_hugetlb_get_folio(), but a huge page that a vCPU is the
+ * first to use is zeroed whole, shared or private, so that it stays huge.
+ *
+ * Return: the locked folio holding @index, with a reference, or an
+ * ERR_PTR().
+ */
+struct folio *kvm_gmem_hugetlb_get_guest_folio(struct kvm_gmem_inode *gi,
+					       pgoff_t index)
+{
+	return kvm_gmem_hugetlb_lookup(gi, index, KVM_GMEM_HUGETLB_GUEST);
+}
+
+/*
+ * The order @folio must be split to before [@start, @end) changes to
+ * @attrs, for the rule to hold after the change; -1 if none.
+ */
+static int kvm_gmem_hugetlb_split_for(struct kvm_gmem_inode *gi,
+				      struct folio *folio, pgoff_t start,
+				      pgoff_t end, unsigned int attrs)
+{
+	unsigned int order = folio_order(folio), cur, st = 0;
+
+	if (!order)
+		return -1;
+	/* Inside the range: one state, the new one. */
+	if (folio->index >= start && folio_next_index(folio) <= end)
+		return kvm_gmem_hugetlb_split_order(folio, attrs, order);
+	/* Across an edge: mixed if its part inside changes. */
+	cur = kvm_gmem_state_lookup_attrs(&gi->state, folio->index, order,
+					  &st);
+	if ((cur & KVM_GMEM_STATE_SHARED) != attrs)
+		st = 0;
+	return kvm_gmem_hugetlb_split_order(folio, cur, st);
+}
+
+/**
+ * kvm_gmem_hugetlb_split_range() - split what a conversion would leave mixed
  * @gi: an inode with hugetlb backing, its invalidate lock held exclusive
- * @start: first page
+ * @start: first page of the conversion
  * @end: page after the last one
+ * @attrs: the state the range is about to get: KVM_GMEM_STATE_SHARED or 0
+ * @bad: set to the folio that stayed referenced, on -EAGAIN
  *
- * For a conversion to shared: splits the huge folios that overlap the
- * range down to single pages, 1G ones only as far as the range needs.
- * Folios not allocated yet are split when they are (see
- * kvm_gmem_hugetlb_get_folio()).
+ * Before the state changes: splits the folios overlapping the range that
+ * the change would leave with pages of both states, and the hugetlb folios
+ * it makes shared, as far as the rule at the top of this file needs.
+ * Folios not allocated yet are split when they are.
  *
- * Return: 0, -EAGAIN if a folio stayed referenced, -ENOMEM or -EINTR.
- * Splits done before an error stay: they change no page and no state.
+ * Return: 0; -EAGAIN if a folio stayed referenced, with its first page
+ * in the range in *@bad; -ENOMEM or -EINTR. Splits done before an error
+ * stay: they change no page and no state.
  */
 int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi, pgoff_t start,
-				 pgoff_t end)
+				 pgoff_t end, unsigned int attrs, pgoff_t *bad)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct folio *folio = NULL;
 	struct folio_batch fbatch;
-	pgoff_t index = start, large;
+	pgoff_t index = start;
+	int new_order = -1;
 	unsigned int i;
 	int ret;
 
 	lockdep_assert_held_write(&mapping->invalidate_lock);
 	folio_batch_init(&fbatch);
 	while (filemap_get_folios(mapping, &index, end - 1, &fbatch)) {
-		large = end;
 		for (i = 0; i < folio_batch_count(&fbatch); i++) {
-			struct folio *folio = fbatch.folios[i];
-
-			if (folio_test_large(folio)) {
-				large = max(folio->index, start);
+			folio = fbatch.folios[i];
+			new_order = kvm_gmem_hugetlb_split_for(gi, folio, start,
+							       end, attrs);
+			if (new_order >= 0) {
+				folio_get(folio);
 				break;
 			}
 		}
 		folio_batch_release(&fbatch);
-		if (large == end)
+		if (new_order < 0)
 			continue;
 		/* Split it, then look at its pieces from there on. */
-		ret = kvm_gmem_hugetlb_split(gi, large);
-		if (ret)
+		index = max(folio->index, start);
+		folio_lock(folio);
+		ret = kvm_gmem_hugetlb_split(gi, folio, new_order);
+		if (ret) {
+			*bad = index;
 			return ret;
-		index = large;
+		}
+		new_order = -1;
 		cond_resched();
 	}
 	return 0;
 }
 
-/* Merge one block, with KVM's mappings of it zapped meanwhile. */
+/*
+ * Merge one block by @merge (guestmem_hugetlb_merge() or _restore()),
+ * with KVM's mappings and the host's of it zapped meanwhile, retrying
+ * for @tries ticks while others hold references.
+ */
 static void kvm_gmem_hugetlb_merge_block(struct kvm_gmem_inode *gi,
-					 pgoff_t base, unsigned int order)
+					 pgoff_t base, unsigned int order,
+					 int (*merge)(struct guestmem_hugetlb *,
+						      struct address_space *,
+						      pgoff_t),
+					 int tries)
 {
-	int tries = KVM_GMEM_HUGETLB_TRIES, ret;
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	int ret;
 	pgoff_t end = base + (1UL << order);
 
 	kvm_gmem_invalidate_begin(gi, base, end);
 	for (;;) {
-		ret = guestmem_hugetlb_merge(gi->hugetlb,
-					     gi->vfs_inode.i_mapping, base,
-					     order);
+		unmap_mapping_pages(mapping, base, end - base, false);
+		ret = merge(gi->hugetlb, mapping, base);
 		if (ret != -EAGAIN || !tries-- || fatal_signal_pending(current))
 			break;
 		schedule_timeout_uninterruptible(1);
@@ -263,56 +408,199 @@ static void kvm_gmem_hugetlb_merge_block(struct kvm_gmem_inode *gi,
 	kvm_gmem_invalidate_end(gi, base, end);
 }
 
+/*
+ * The next folio in [*@index, @last] that is smaller than @order or, for
+ * @order == the huge page's order, not hugetlb; *@index moves past it.
+ * Return: the base of its block of @order, its order in *@forder; or
+ * ULONG_MAX if there is none.
+ */
+static pgoff_t kvm_gmem_hugetlb_next_split(struct kvm_gmem_inode *gi,
+					   pgoff_t *index, pgoff_t last,
+					   unsigned int order,
+					   unsigned int *forder)
+{
+	unsigned int horder = guestmem_hugetlb_order(gi->hugetlb), i;
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	struct folio_batch fbatch;
+	pgoff_t base = ULONG_MAX;
+
+	folio_batch_init(&fbatch);
+	while (base == ULONG_MAX &&
+	       filemap_get_folios(mapping, index, last, &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			struct folio *folio = fbatch.folios[i];
+
+			if (folio_order(folio) < order ||
+			    (order == horder && !folio_test_hugetlb(folio))) {
+				base = round_down(folio->index, 1UL << order);
+				*forder = folio_order(folio);
+				break;
+			}
+		}
+		folio_batch_release(&fbatch);
+		cond_resched();
+	}
+	return base;
+}
+
+/*
+ * Whether a page of the 2M block at @base was used (is up to date): a
+ * shared block nobody used stays single pages (see the top).
+ */
+static bool kvm_gmem_hugetlb_block_used(struct kvm_gmem_inode *gi,
+					pgoff_t base)
+{
+	struct folio_batch fbatch;
+	pgoff_t index = base;
+	bool used = false;
+	unsigned int i;
+
+	folio_batch_init(&fbatch);
+	while (!used && filemap_get_folios(gi->vfs_inode.i_mapping, &index,
+					   base + (1UL << PMD_ORDER) - 1, &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++)
+			used |= folio_test_uptodate(fbatch.folios[i]);
+		folio_batch_release(&fbatch);
+	}
+	return used;
+}
+
 /**
- * kvm_gmem_hugetlb_merge_range() - merge private blocks of a range back
+ * kvm_gmem_hugetlb_merge_range() - merge the blocks of a range back
  * @gi: an inode with hugetlb backing, its invalidate lock held exclusive
  * @start: first page
  * @end: page after the last one
  *
- * For a conversion to private, after the state says so: every split 2M
- * block overlapping the range whose pages are all private becomes one 2M
- * folio again, then every 1G huge page overlapping it whose blocks are
- * all 2M folios becomes its hugetlb folio again. A block that cannot be
- * merged now stays split.
+ * After a conversion, once the state says so: every 2M block overlapping
+ * the range that is held as single pages and has one state throughout
+ * (and, if shared, was used) becomes one folio again (the hugetlb folio,
+ * for a private block of a 2M page), then every huge page overlapping it
+ * that is private throughout becomes its hugetlb folio again. A block that cannot be merged now
+ * stays split.
  */
 void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
 				  pgoff_t end)
 {
-	unsigned int horder = guestmem_hugetlb_order(gi->hugetlb), order, i;
-	struct address_space *mapping = gi->vfs_inode.i_mapping;
-	struct folio_batch fbatch;
+	unsigned int horder = guestmem_hugetlb_order(gi->hugetlb);
+	unsigned int order, forder = 0, attrs, st;
+	int tries;
+	int (*merge)(struct guestmem_hugetlb *gh,
+		     struct address_space *mapping, pgoff_t index);
 	pgoff_t index, last, base;
 	unsigned long n;
 
-	lockdep_assert_held_write(&mapping->invalidate_lock);
-	folio_batch_init(&fbatch);
-	for (order = PMD_ORDER; order <= horder; order += horder - PMD_ORDER) {
+	lockdep_assert_held_write(&gi->vfs_inode.i_mapping->invalidate_lock);
+	for (order = PMD_ORDER; ; order = horder) {
 		n = 1UL << order;
 		index = round_down(start, n);
 		last = round_up(end, n) - 1;
-		while (filemap_get_folios(mapping, &index, last, &fbatch)) {
-			base = ULONG_MAX;
-			for (i = 0; i < folio_batch_count(&fbatch); i++) {
-				struct folio *folio = fbatch.folios[i];
-
-				if (folio_order(folio) < order) {
-					base = round_down(folio->index, n);
-					break;
-				}
-			}
-			folio_batch_release(&fbatch);
+		for (;;) {
+			base = kvm_gmem_hugetlb_next_split(gi, &index, last,
+							   order, &forder);
 			if (base == ULONG_MAX)
-				continue;
-			if (kvm_gmem_hugetlb_private(gi, base, order))
-				kvm_gmem_hugetlb_merge_block(gi, base, order);
+				break;
+			st = 0;
+			attrs = kvm_gmem_state_lookup_attrs(&gi->state, base,
+							    order, &st);
+			/* Both states: the block stays split. */
+			merge = NULL;
+			if (st >= order && order == horder &&
+			    !(attrs & KVM_GMEM_STATE_SHARED))
+				merge = guestmem_hugetlb_restore;
+			else if (st >= order && order == PMD_ORDER &&
+				 forder < PMD_ORDER &&
+				 (!(attrs & KVM_GMEM_STATE_SHARED) ||
+				  kvm_gmem_hugetlb_block_used(gi, base)))
+				merge = guestmem_hugetlb_merge;
+			/*
+			 * Private pages passed the conversion's reference
+			 * check: wait out passing ones. Shared pages may be
+			 * pinned for long: one try.
+			 */
+			tries = attrs & KVM_GMEM_STATE_SHARED ?
+				0 : KVM_GMEM_HUGETLB_TRIES;
+			if (merge)
+				kvm_gmem_hugetlb_merge_block(gi, base, order,
+							     merge, tries);
 			index = base + n;
 			if (!index || index > last)
 				break;
-			cond_resched();
 		}
 		if (order == horder)
 			break;
 	}
+}
+
+/*
+ * Zero the pieces of the block of @order around @index that were never
+ * used, @locked (ours, locked) among them, up to 512 of them. Pieces that
+ * others hold locked are left alone: the block then maps smaller.
+ */
+static void kvm_gmem_hugetlb_fill_block(struct kvm_gmem_inode *gi,
+					pgoff_t index, unsigned int order,
+					struct folio *locked)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	pgoff_t i = round_down(index, 1UL << order);
+	pgoff_t end = i + (1UL << order);
+	unsigned int folios = 0;
+	struct folio *folio;
+
+	/* Single pages across a 1G block: block_ready() says no anyway. */
+	while (i < end && folios++ < 512) {
+		folio = filemap_get_folio(mapping, i);
+		if (IS_ERR(folio))
+			return;
+		if (!folio_test_uptodate(folio) &&
+		    (folio == locked || folio_trylock(folio))) {
+			if (folio->mapping == mapping &&
+			    !folio_test_uptodate(folio)) {
+				kvm_gmem_zero_folio(folio);
+				folio_mark_uptodate(folio);
+			}
+			if (folio != locked)
+				folio_unlock(folio);
+		}
+		i = max(folio_next_index(folio), i + 1);
+		folio_put(folio);
+		cond_resched();
+	}
+}
+
+/**
+ * kvm_gmem_hugetlb_block_order() - the largest block KVM may map whole
+ * @gi: an inode with hugetlb backing
+ * @index: the page KVM maps
+ * @folio: its folio, locked
+ * @order: the largest order the state allows around @index
+ *
+ * A split huge page is still contiguous memory: a block of it whose pages
+ * are all in the page cache, up to date and not poisoned maps whole,
+ * however it is split into folios. Pieces of the block nobody used yet are
+ * zeroed here, @folio among them, as a first access to a hugetlb folio
+ * zeroes all of it.
+ *
+ * Return: at most @order and the huge page's order; at least @folio's
+ * order unless @order is smaller.
+ */
+unsigned int kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi,
+					  pgoff_t index, struct folio *folio,
+					  unsigned int order)
+{
+	struct address_space *mapping = gi->vfs_inode.i_mapping;
+
+	order = min(order, guestmem_hugetlb_order(gi->hugetlb));
+	while (order > folio_order(folio)) {
+		if (guestmem_hugetlb_block_ready(gi->hugetlb, mapping, index,
+						 order))
+			break;
+		kvm_gmem_hugetlb_fill_block(gi, index, order, folio);
+		if (guestmem_hugetlb_block_ready(gi->hugetlb, mapping, index,
+						 order))
+			break;
+		order = order > PMD_ORDER ? PMD_ORDER : 0;
+	}
+	return order;
 }
 
 /**

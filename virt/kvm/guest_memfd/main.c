@@ -77,7 +77,9 @@ void kvm_gmem_zero_folio(struct folio *folio)
 	unsigned long i;
 
 	for (i = 0; i < folio_nr_pages(folio); i++) {
-		clear_highpage(folio_page(folio, i));
+		/* Never touch a poisoned page: it stays poisoned. */
+		if (!PageHWPoison(folio_page(folio, i)))
+			clear_highpage(folio_page(folio, i));
 		/* A 1G folio is 262144 pages. */
 		if ((i & 511) == 511)
 			cond_resched();
@@ -515,10 +517,44 @@ static pgoff_t kvm_gmem_get_index(struct kvm_memory_slot *slot, gfn_t gfn)
 }
 
 /*
+ * Whether a page of a piece of a split hugetlb page is poisoned. Memory
+ * failure marks only the page in a folio off the LRU (guestmem_hugetlb.c),
+ * so a piece that is not marked as a whole is looked at page by page.
+ */
+static bool kvm_gmem_piece_poisoned(struct folio *folio)
+{
+	long i;
+
+	if (folio_contain_hwpoisoned_page(folio))
+		return true;
+	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
+		return false;
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		if (PageHWPoison(folio_page(folio, i)))
+			return true;
+	return false;
+}
+
+/* Whether a page of the folio at @index, if any, is poisoned. */
+static bool kvm_gmem_block_poisoned(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	struct folio *folio;
+	bool poisoned;
+
+	folio = filemap_get_folio(gi->vfs_inode.i_mapping, index);
+	if (IS_ERR(folio))
+		return false;
+	poisoned = kvm_gmem_piece_poisoned(folio);
+	folio_put(folio);
+	return poisoned;
+}
+
+/*
  * Host page fault on a guest_memfd mapping: only pages whose state is
  * shared may be mapped; a private page raises SIGBUS. The invalidate lock,
- * held shared from the state check until the page table entry is in place,
- * keeps a conversion to private from slipping in between.
+ * held shared across the state check and the lookup, and then the folio
+ * lock, held until the page table entry is in place, keep a conversion to
+ * private from slipping in between (it unmaps under the folio lock).
  */
 static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 {
@@ -549,6 +585,20 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 		return kvm_gmem_fault_missing(vmf);
 	}
 
+	/*
+	 * A 2M piece, shared throughout, maps with one PMD where the mapping
+	 * is aligned (finish_fault()), unless a page of it is missing, which
+	 * must fault on its own, or poisoned: then the page is mapped alone,
+	 * with a page table, allocated before the folio lock is taken.
+	 */
+	if (gi->hugetlb && pmd_none(*vmf->pmd) &&
+	    (kvm_gmem_block_missing(gi, vmf->pgoff) ||
+	     kvm_gmem_block_poisoned(gi, vmf->pgoff)) &&
+	    pte_alloc(vmf->vma->vm_mm, vmf->pmd)) {
+		ret = VM_FAULT_OOM;
+		goto out;
+	}
+
 	folio = kvm_gmem_get_folio(inode, vmf->pgoff);
 	if (IS_ERR(folio)) {
 		/*
@@ -563,15 +613,16 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 		goto out;
 	}
 
-	if (folio_test_hwpoison(folio)) {
+	if (folio_test_hwpoison(folio) ||
+	    PageHWPoison(folio_file_page(folio, vmf->pgoff))) {
 		folio_unlock(folio);
 		folio_put(folio);
 		ret = VM_FAULT_HWPOISON;
 		goto out;
 	}
 
-	/* A shared page is a folio of its own (hugetlb.c splits for it). */
-	if (WARN_ON_ONCE(folio_test_large(folio))) {
+	/* Shared pages are never in hugetlb folios (hugetlb.c splits). */
+	if (WARN_ON_ONCE(folio_test_hugetlb(folio))) {
 		folio_unlock(folio);
 		folio_put(folio);
 		ret = VM_FAULT_SIGBUS;
@@ -1247,39 +1298,27 @@ bool kvm_gmem_is_private(struct kvm *kvm, struct kvm_memory_slot *slot,
 EXPORT_SYMBOL_GPL(kvm_gmem_is_private);
 
 /*
- * Whether a page of a piece of a split hugetlb page is poisoned. Memory
- * failure marks only the page in a folio off the LRU (guestmem_hugetlb.c),
- * so a piece that is not marked as a whole is looked at page by page.
+ * The largest order KVM may map @index of @slot with: at most @state_order
+ * (that of the block around @index with one state and no missing page)
+ * and the folio's, or for hugetlb files the largest block of the huge page
+ * that is ready to be mapped whole (kvm_gmem_hugetlb_block_order()); with
+ * the gfn and the index equally aligned and the block inside the slot.
  */
-static bool kvm_gmem_piece_poisoned(struct folio *folio)
-{
-	long i;
-
-	if (folio_contain_hwpoisoned_page(folio))
-		return true;
-	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
-		return false;
-	for (i = 0; i < folio_nr_pages(folio); i++)
-		if (PageHWPoison(folio_page(folio, i)))
-			return true;
-	return false;
-}
-
-/*
- * The largest order KVM may map @index of @slot with: at most the folio's
- * and @state_order (that of the block around @index with one state and no
- * missing page), with the gfn and the index equally aligned and the block
- * inside the slot.
- */
-static int kvm_gmem_mapping_order(struct kvm_memory_slot *slot, pgoff_t index,
+static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
+				  struct kvm_memory_slot *slot, pgoff_t index,
 				  struct folio *folio, unsigned int state_order)
 {
 	gfn_t gfn = slot->base_gfn + index - slot->gmem.pgoff;
-	unsigned int order = min(folio_order(folio), state_order);
+	unsigned int order;
 	unsigned long n;
 
 	if (kvm_gmem_piece_poisoned(folio))
 		return 0;
+	if (gi->hugetlb)
+		order = kvm_gmem_hugetlb_block_order(gi, index, folio,
+						     state_order);
+	else
+		order = min(folio_order(folio), state_order);
 	while (order) {
 		n = 1UL << order;
 		if (!((gfn ^ index) & (n - 1)) &&
@@ -1337,7 +1376,10 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 		}
 	}
 
-	folio = kvm_gmem_get_folio(file_inode(file), index);
+	if (gi->hugetlb)
+		folio = kvm_gmem_hugetlb_get_guest_folio(gi, index);
+	else
+		folio = kvm_gmem_get_folio(file_inode(file), index);
 	if (IS_ERR(folio))
 		return folio;
 
@@ -1356,7 +1398,7 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 
 	*pfn = folio_file_pfn(folio, index);
 	if (max_order)
-		*max_order = kvm_gmem_mapping_order(slot, index, folio,
+		*max_order = kvm_gmem_mapping_order(gi, slot, index, folio,
 						    state_order);
 
 	*is_prepared = folio_test_uptodate(folio);

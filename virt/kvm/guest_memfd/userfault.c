@@ -103,6 +103,25 @@ bool kvm_gmem_page_missing(struct kvm_gmem_inode *gi, pgoff_t index)
 	       KVM_GMEM_STATE_MISSING;
 }
 
+/**
+ * kvm_gmem_block_missing() - whether a page of a 2M block is missing
+ * @gi: the inode
+ * @index: a page of the block
+ *
+ * Context: any; lockless.
+ * Return: true if a page of the 2M block around @index has its missing
+ * bit set (or the block holds both shared and private pages).
+ */
+bool kvm_gmem_block_missing(struct kvm_gmem_inode *gi, pgoff_t index)
+{
+	unsigned int st = 0;
+
+	if (!READ_ONCE(gi->state.uf))
+		return false;
+	return (kvm_gmem_state_lookup(&gi->state, index, PMD_ORDER, &st) &
+		KVM_GMEM_STATE_MISSING) || st < PMD_ORDER;
+}
+
 /*
  * Unmap [@start, @end) from every process, and again under each cached
  * folio's lock: a host fault or UFFDIO_CONTINUE that looked the page up
@@ -645,25 +664,6 @@ int kvm_gmem_userfault_check_extension(long cap, u64 flags)
 }
 
 #ifdef CONFIG_USERFAULTFD
-/**
- * kvm_gmem_fault_userfault() - raise a userfault for a host fault
- * @vmf: the fault, on a shared page
- *
- * As for shmem, a mapping registered with userfaultfd in MINOR mode gets a
- * MINOR event for a page in the page cache that it does not map yet, and
- * one registered in MISSING mode a MISSING event for a page that the page
- * cache does not have.  A folio that is not up to date (never written or
- * zeroed: e.g. the other pages of a hugetlb page split for one shared
- * page) counts as a hole.  A page whose missing bit is set raises either,
- * MINOR first if the page cache has it: it is missing whatever the cache
- * holds.  A poisoned page raises none: the fault gets the memory failure,
- * as without userfaultfd.
- *
- * Context: the invalidate lock held shared; released unless 0 is
- * returned.
- * Return: 0 if the fault goes on as without userfaultfd, else what the
- * fault returns.
- */
 /*
  * The folio at @index, if the page cache has one; on a hugetlb file, a
  * folio being split or merged is waited for, not taken for a hole.
@@ -678,6 +678,25 @@ static struct folio *kvm_gmem_uf_lookup(struct kvm_gmem_inode *gi,
 	return filemap_get_folio(mapping, index);
 }
 
+/**
+ * kvm_gmem_fault_userfault() - raise a userfault for a host fault
+ * @vmf: the fault, on a shared page
+ *
+ * As for shmem, a mapping registered with userfaultfd in MINOR mode gets a
+ * MINOR event for a page in the page cache that it does not map yet, and
+ * one registered in MISSING mode a MISSING event for a page that the page
+ * cache does not have.  A folio that is not up to date (never written or
+ * zeroed: e.g. the other pages of a 2M hugetlb page split for one shared
+ * page) counts as a hole.  A page whose missing bit is set raises either,
+ * MINOR first if the page cache has it: it is missing whatever the cache
+ * holds.  A poisoned page raises none: the fault gets the memory failure,
+ * as without userfaultfd.
+ *
+ * Context: the invalidate lock held shared; released unless 0 is
+ * returned.
+ * Return: 0 if the fault goes on as without userfaultfd, else what the
+ * fault returns.
+ */
 vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -748,19 +767,27 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 			goto out;
 		folio_put(folio);
 	}
-	/* A huge folio of a hugetlb file is split for its shared page. */
+	/* Shared pages are never in hugetlb folios: hugetlb.c splits them. */
 	folio = kvm_gmem_get_folio(inode, pgoff);
 	if (IS_ERR(folio)) {
 		err = PTR_ERR(folio);
 		goto out;
 	}
-	if (WARN_ON_ONCE(folio_test_large(folio)))
+	/* Shared pages are never in hugetlb folios (hugetlb.c splits). */
+	if (WARN_ON_ONCE(folio_test_hugetlb(folio)))
 		goto out_folio;
 	/* As shmem's, and before anything writes to the page. */
-	if (folio_test_hwpoison(folio)) {
+	if (folio_test_hwpoison(folio) ||
+	    PageHWPoison(folio_file_page(folio, pgoff))) {
 		err = -EIO;
 		goto out_folio;
 	}
+	/*
+	 * COPY and ZEROPAGE fill one page and mark the folio up to date: the
+	 * other pages of a 2M piece that was never used must hold zeroes.
+	 */
+	if (!cont && folio_test_large(folio) && !folio_test_uptodate(folio))
+		kvm_gmem_zero_folio(folio);
 	/* A folio never written is a hole: nothing to continue. */
 	if (cont) {
 		if (!folio_test_uptodate(folio))

@@ -15,8 +15,8 @@
  *  - races: a vCPU sweeping the range against hole punches and refills,
  *    where every read finds zero or the guest's own last write;
  *  - a process killed while holding a file and a VM leaves the pool exact;
- * and with host mmap (GUEST_MEMFD_FLAG_MMAP), where a shared page must be
- * a folio of its own:
+ * and with host mmap (GUEST_MEMFD_FLAG_MMAP), where every folio holds pages
+ * of one state:
  *  - split and merge: a 4K conversion to shared inside a private, fully
  *    mapped huge page turns exactly one 2M range into 4K mappings (and 2M
  *    folios, /proc/meminfo's FileHugePages) while the rest stays 2M, and
@@ -29,6 +29,15 @@
  *    process holding all of it is killed;
  *  - initially shared files: the host fills them, conversion to private
  *    merges them and the guest maps them huge and reads the host's data;
+ *  - shared huge pages: a file shared throughout stays in 2M folios that
+ *    the host maps with PMDs (smaps) and KVM maps 1G or 2M (its stats); a
+ *    missing page takes only its block to page table entries; a 4K
+ *    conversion to private splits only its 2M block, converting it back
+ *    merges it; a page pinned in a shared block makes a conversion that
+ *    must split the block fail with EAGAIN and change nothing;
+ *  - the hugetlb cgroup: limits checked at creation, the whole file
+ *    charged until it closes, and the charge moved to the parent when the
+ *    cgroup is removed under the file;
  *  - races on a 1G-backed file: conversions, host faults, vCPU accesses
  *    and hole punches, with every value read checked.
  * After every test the free and reserved counts of both pools are exactly
@@ -62,6 +71,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1024,8 +1034,9 @@ static void test_killed_split(void)
 
 /*
  * An initially shared 2M-backed file: the host fills every page (each 2M
- * page split into 4K folios), conversion of the whole file to private
- * merges them, and the guest maps them 2M and reads the host's data.
+ * page split into 4K folios, each a hole until written), conversion of
+ * the whole file to private merges them, and the guest maps them 2M and
+ * reads the host's data.
  */
 static void test_init_shared(void)
 {
@@ -1051,7 +1062,7 @@ static void test_init_shared(void)
 	for (i = 0; i < size; i += 4096)
 		*(uint64_t *)(m.mem + i) = (GMEM_GPA + i) ^ seed;
 	TEST_ASSERT(meminfo_kb("FileHugePages") == base.file_huge_kb,
-		    "pages of a split 2M page are not single pages");
+		    "pages the host filled one by one are not single pages");
 	convert(m.fd, 0, size, true);
 	run_guest_check(m.vcpu, seed + 1, true, seed);
 	/* The guest's first look at its globals may add a 4K mapping. */
@@ -1061,6 +1072,404 @@ static void test_init_shared(void)
 	mvm_destroy(&m);
 	pools_exact(p, "after the initially shared file");
 	ksft_test_result_pass("initially shared 2M file\n");
+}
+
+/* The @field ("FilePmdMapped", ...) of the mapping at @addr in smaps, in kB. */
+static unsigned long smaps_kb(void *addr, const char *field)
+{
+	unsigned long start, end, v = -1UL;
+	size_t n = strlen(field);
+	bool here = false;
+	char line[256];
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	TEST_ASSERT(f, "cannot open /proc/self/smaps");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			here = start == (uintptr_t)addr;
+			continue;
+		}
+		if (here && !strncmp(line, field, n) && line[n] == ':') {
+			int r = sscanf(line + n + 1, "%lu", &v);
+
+			TEST_ASSERT_EQ(r, 1);
+			break;
+		}
+	}
+	fclose(f);
+	TEST_ASSERT(v != -1UL, "no %s for the mapping at %p", field, addr);
+	return v;
+}
+
+/* The host reads every page of [@off, @off + @len); false on a SIGBUS. */
+static bool host_touch(uint8_t *mem, uint64_t off, uint64_t len)
+{
+	uint64_t i, v;
+
+	for (i = off; i < off + len; i += 4096)
+		if (!host_read((uint64_t *)(mem + i), &v))
+			return false;
+	return true;
+}
+
+static void set_missing(int fd, uint32_t op, uint64_t offset)
+{
+	struct kvm_gmem_range r = { offset, 4096 };
+	struct kvm_gmem_userfault u = {
+		.op = op, .ranges = (uintptr_t)&r, .nr_ranges = 1,
+	};
+
+	TEST_ASSERT(!ioctl(fd, KVM_GMEM_SET_USERFAULT, &u) && u.done == 1,
+		    "userfault op %u at %#lx failed: %s", op, offset,
+		    strerror(errno));
+}
+
+/*
+ * A file shared throughout (INIT_SHARED), as a VMM backs ordinary guest
+ * RAM with guest_memfd, mapped by the host at a 1G-aligned address:
+ *  - the guest writes every page first, finding zeroes: KVM maps the file
+ *    with entries of the huge page size (1G or 2M) and nothing else, and
+ *    each 2M block is one folio (2M pieces of the huge pages,
+ *    FileHugePages);
+ *  - the host reads the guest's data and writes its own: one PMD per
+ *    block (FilePmdMapped); the guest reads the host's data;
+ *  - a missing page in a block makes the host map that block with page
+ *    table entries, and only that block;
+ *  - one 4K page converted to private: only its 2M block is split (512
+ *    single pages), the host gets SIGBUS on that page and maps the rest of
+ *    the block with page table entries, the other blocks with PMDs, and
+ *    KVM maps the mixed block 4K and the others 2M;
+ *  - converted back: the block is one folio again, which a new mapping
+ *    maps with a PMD (the old one kept a page table there), and KVM maps
+ *    the whole file huge again.
+ * Data is checked both ways at every step, and the pools are exact after.
+ */
+static void test_shared_huge(const struct hsize *hs)
+{
+	bool gig = hs->size == SZ_1G;
+	uint64_t size = gig ? SZ_1G : 32 * SZ_2M, i, v, seed = 0x5a5a;
+	uint64_t off = 5 * SZ_2M + 3 * 4096, moff = 9 * SZ_2M + 7 * 4096;
+	unsigned long kb = size >> 10;
+	unsigned long huge_maps = size / hs->size;
+	uint8_t *resv, *view;
+	struct stats base;
+	struct pool p[2];
+	struct mvm m;
+
+	if (pool_available(hs->size) < size / hs->size) {
+		ksft_test_result_skip("shared huge %s: pool too small\n",
+				      hs->name);
+		return;
+	}
+	pools_read(p);
+	mvm_create(&m, hs, size, GUEST_MEMFD_FLAG_INIT_SHARED, guest_code);
+	/* A pass over nothing maps the guest's code and stack first. */
+	guest_size = 0;
+	sync_global_to_guest(m.vm, guest_size);
+	run_guest(m.vcpu, 0, false);
+	guest_size = size;
+	sync_global_to_guest(m.vm, guest_size);
+	stats_read(m.vm, &base);
+
+	/* The guest first: it finds zeroes, and KVM maps the file huge. */
+	run_guest(m.vcpu, seed, true);
+	stats_expect(m.vm, &base, 0, gig ? 0 : huge_maps, gig ? 1 : 0, kb,
+		     "shared throughout: mapped huge by KVM");
+	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), 0);
+	for (i = 0; i < size; i += 4096) {
+		TEST_ASSERT(host_read((uint64_t *)(m.mem + i), &v) &&
+			    v == ((GMEM_GPA + i) ^ seed),
+			    "page %#lx: the host read %#lx", i, v);
+		*(uint64_t *)(m.mem + i) = (GMEM_GPA + i) ^ (seed + 1);
+	}
+	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), kb);
+	pool_expect(hs->size, &p[gig], -(long)(size / hs->size), 0,
+		    "shared pages stay in their huge pages");
+	/* No zap, no fault: the guest sees the host's writes in place. */
+	run_guest_check(m.vcpu, seed + 1, true, seed + 1);
+	stats_expect(m.vm, &base, 0, gig ? 0 : huge_maps, gig ? 1 : 0, kb,
+		     "shared throughout: still mapped huge");
+
+	/* A missing page: its block, and only it, is mapped page by page. */
+	set_missing(m.fd, KVM_GMEM_USERFAULT_SET, moff);
+	TEST_ASSERT(host_touch(m.mem, moff + 4096, SZ_2M - 4096 - moff % SZ_2M),
+		    "a present page of a block with a missing page");
+	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), kb - 2048);
+	set_missing(m.fd, KVM_GMEM_USERFAULT_CLEAR, moff);
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + moff), &v) &&
+		    v == ((GMEM_GPA + moff) ^ (seed + 1)),
+		    "the page present again: read %#lx", v);
+
+	/* 4K to private: only its 2M block splits. */
+	convert(m.fd, off, 4096, true);
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + off), &v),
+		    "a private page must raise SIGBUS on the host");
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages"),
+		       base.file_huge_kb + kb - 2048);
+	TEST_ASSERT(host_touch(m.mem, 0, off) &&
+		    host_touch(m.mem, off + 4096, size - off - 4096),
+		    "a shared page of the mixed file raised SIGBUS");
+	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), kb - 2 * 2048);
+	run_guest_check(m.vcpu, seed + 2, true, seed + 1);
+	stats_expect(m.vm, &base, 512, gig ? 511 : huge_maps - 1, 0,
+		     kb - 2048, "one 2M block mixed: mapped 4K");
+
+	/* Back to shared: one folio again, and huge everywhere. */
+	convert(m.fd, off, 4096, false);
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages"), base.file_huge_kb + kb);
+	for (i = 0; i < size; i += 4096)
+		TEST_ASSERT(host_read((uint64_t *)(m.mem + i), &v) &&
+			    v == ((GMEM_GPA + i) ^ (seed + 2)),
+			    "page %#lx after the merge: read %#lx", i, v);
+	/*
+	 * The blocks that were split keep their (empty) page tables in this
+	 * mapping, so it maps them with page table entries; a new mapping
+	 * maps every block with a PMD.
+	 */
+	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), kb - 2 * 2048);
+	resv = mmap(NULL, size + SZ_1G, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	TEST_ASSERT(resv != MAP_FAILED, "mmap failed");
+	view = mmap((void *)(((uintptr_t)resv + SZ_1G - 1) & ~(SZ_1G - 1)),
+		    size, PROT_READ, MAP_SHARED | MAP_FIXED, m.fd, 0);
+	TEST_ASSERT(view != MAP_FAILED, "second mmap of the file failed");
+	TEST_ASSERT(host_touch(view, 0, size), "SIGBUS on the second view");
+	TEST_ASSERT_EQ(smaps_kb(view, "FilePmdMapped"), kb);
+	munmap(resv, size + SZ_1G);
+	run_guest_check(m.vcpu, seed + 3, true, seed + 2);
+	stats_expect(m.vm, &base, 0, gig ? 0 : huge_maps, gig ? 1 : 0, kb,
+		     "merged: mapped huge again");
+
+	mvm_destroy(&m);
+	pools_exact(p, "after the shared huge file");
+	ksft_test_result_pass("shared huge %s: host PMDs, KVM %s mappings\n",
+			      hs->name, hs->name);
+}
+
+/*
+ * A page of a shared 2M block of a 1G page, pinned by a pipe: converting
+ * another page of the block to private must split the block and cannot,
+ * so it fails with EAGAIN at that page and changes nothing; a page of
+ * another block converts; once the pin is gone the conversion works.
+ */
+static void test_shared_pinned(void)
+{
+	uint64_t pin = 9 * SZ_2M + 4096, off = 9 * SZ_2M + 100 * 4096, eoff, v;
+	unsigned long base_kb;
+	struct iovec iov;
+	struct pool p[2];
+	int pipefd[2];
+	struct mvm m;
+
+	if (pool_available(SZ_1G) < 1) {
+		ksft_test_result_skip("shared huge pinned: pool too small\n");
+		return;
+	}
+	pools_read(p);
+	base_kb = meminfo_kb("FileHugePages");
+	mvm_create(&m, &sizes[1], SZ_1G, GUEST_MEMFD_FLAG_INIT_SHARED,
+		   guest_code);
+	/* The guest uses the page first: 2M pieces, one per block. */
+	guest_size = SZ_2M;
+	sync_global_to_guest(m.vm, guest_size);
+	run_guest(m.vcpu, 1, true);
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages") - base_kb, SZ_1G >> 10);
+	memset(m.mem + 9 * SZ_2M, 0x3c, SZ_2M);
+	TEST_ASSERT(!pipe(pipefd), "pipe failed");
+	iov.iov_base = m.mem + pin;
+	iov.iov_len = 4096;
+	TEST_ASSERT(vmsplice(pipefd[1], &iov, 1, 0) == 4096, "vmsplice failed");
+
+	eoff = 0;
+	TEST_ASSERT(__convert(m.fd, true, off, 4096, &eoff) < 0 &&
+		    errno == EAGAIN,
+		    "a conversion that must split a pinned block must fail");
+	TEST_ASSERT_EQ(eoff, off);
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + off), &v) &&
+		    v == 0x3c3c3c3c3c3c3c3cULL,
+		    "the refused conversion changed the page: %#lx", v);
+	convert(m.fd, 20 * SZ_2M, 4096, true);
+
+	close(pipefd[0]);
+	close(pipefd[1]);
+	convert(m.fd, off, 4096, true);
+	TEST_ASSERT(!host_read((uint64_t *)(m.mem + off), &v),
+		    "the page converted after the unpin must be private");
+	TEST_ASSERT(host_read((uint64_t *)(m.mem + pin), &v) &&
+		    v == 0x3c3c3c3c3c3c3c3cULL, "the pinned page: %#lx", v);
+
+	mvm_destroy(&m);
+	pools_exact(p, "after the pinned shared block");
+	ksft_test_result_pass("shared huge pinned: EAGAIN, nothing changed\n");
+}
+
+#define CG_ROOT	"/tmp/gmem-cgroup"
+#define CG_A	CG_ROOT "/gmem"
+#define CG_B	CG_A "/vm"
+
+static void cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
+	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
+		    "write %s to %s: %s", val, path, strerror(errno));
+	close(fd);
+}
+
+static unsigned long cg_read(const char *dir, const char *file)
+{
+	char path[256], buf[64] = "", *end;
+	unsigned long v;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_RDONLY);
+	TEST_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
+	TEST_ASSERT(read(fd, buf, sizeof(buf) - 1) > 0, "read %s", path);
+	close(fd);
+	errno = 0;
+	v = strtoul(buf, &end, 10);
+	TEST_ASSERT(!errno && end != buf, "%s: not a number: %s", path, buf);
+	return v;
+}
+
+/* The nr_dying_descendants of @dir's cgroup.stat. */
+static unsigned long cg_dying(const char *dir)
+{
+	char path[256], line[128];
+	unsigned long v = -1UL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.stat", dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "nr_dying_descendants %lu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static void cg_enter(const char *dir)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	cg_write(dir, "cgroup.procs", pid);
+}
+
+/*
+ * The hugetlb cgroup of the task creating a 2M-backed file:
+ *  - a file over the usage limit, or over the reservation limit, or two
+ *    files over the usage limit together, fail to create with ENOMEM and
+ *    take nothing from the pools;
+ *  - a file charges its whole size to both counters at creation, and
+ *    using its pages, sharing them in 2M pieces or splitting them changes
+ *    nothing;
+ *  - removing the cgroup while the file lives, with split pages in it,
+ *    moves its usage charge to the parent and completes once the file is
+ *    closed (its reservation charge holds the cgroup until then): no
+ *    charge is lost and the cgroup does not stay dying;
+ *  - the pools and every counter are exact at the end.
+ */
+static void test_cgroup(void)
+{
+	const unsigned long size = 8 * SZ_2M;
+	struct kvm_vm *vm;
+	struct pool p[2];
+	uint8_t *mem;
+	int fd, i;
+
+	if (pool_available(SZ_2M) < size / SZ_2M) {
+		ksft_test_result_skip("hugetlb cgroup: pool too small\n");
+		return;
+	}
+	mkdir(CG_ROOT, 0755);
+	if (mount("none", CG_ROOT, "cgroup2", 0, NULL) && errno != EBUSY) {
+		ksft_test_result_skip("hugetlb cgroup: no cgroup2: %s\n",
+				      strerror(errno));
+		return;
+	}
+	pools_read(p);
+	cg_write(CG_ROOT, "cgroup.subtree_control", "+hugetlb");
+	TEST_ASSERT(!mkdir(CG_A, 0755) && !mkdir(CG_B, 0755),
+		    "mkdir of the cgroups failed: %s", strerror(errno));
+	cg_write(CG_A, "cgroup.subtree_control", "+hugetlb");
+	cg_enter(CG_B);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+
+	/* Over either limit: ENOMEM, and nothing taken. */
+	cg_write(CG_B, "hugetlb.2MB.max", "4194304");
+	TEST_ASSERT(__vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+					    GUEST_MEMFD_HUGETLB_2MB) < 0 &&
+		    errno == ENOMEM, "a file over the usage limit must fail");
+	cg_write(CG_B, "hugetlb.2MB.max", "max");
+	cg_write(CG_B, "hugetlb.2MB.rsvd.max", "4194304");
+	TEST_ASSERT(__vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+					    GUEST_MEMFD_HUGETLB_2MB) < 0 &&
+		    errno == ENOMEM, "a file over the reservation limit must fail");
+	cg_write(CG_B, "hugetlb.2MB.rsvd.max", "max");
+	/* The limit holds for all files together. */
+	cg_write(CG_B, "hugetlb.2MB.max", "25165824");
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+				   GUEST_MEMFD_HUGETLB_2MB);
+	TEST_ASSERT(__vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+					    GUEST_MEMFD_HUGETLB_2MB) < 0 &&
+		    errno == ENOMEM, "two files over the usage limit must fail");
+	close(fd);
+	cg_write(CG_B, "hugetlb.2MB.max", "max");
+	pools_exact(p, "after the refused creations");
+	TEST_ASSERT(!cg_read(CG_B, "hugetlb.2MB.current") &&
+		    !cg_read(CG_B, "hugetlb.2MB.rsvd.current"),
+		    "a refused creation left a charge");
+
+	/* Reservation and usage, the whole file from its creation. */
+	fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_HUGETLB |
+				   GUEST_MEMFD_HUGETLB_2MB |
+				   GUEST_MEMFD_FLAG_MMAP |
+				   GUEST_MEMFD_FLAG_INIT_SHARED);
+	TEST_ASSERT_EQ(cg_read(CG_B, "hugetlb.2MB.rsvd.current"), size);
+	TEST_ASSERT_EQ(cg_read(CG_B, "hugetlb.2MB.current"), size);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(mem != MAP_FAILED, "mmap of the guest_memfd failed");
+	for (i = 0; i < 4; i++)
+		mem[i * SZ_2M + 4096] = i + 1;
+	TEST_ASSERT_EQ(cg_read(CG_B, "hugetlb.2MB.current"), size);
+	/* Split pages stay charged. */
+	convert(fd, SZ_2M + 8192, 4096, true);
+	convert(fd, 2 * SZ_2M, SZ_2M, true);
+	TEST_ASSERT_EQ(cg_read(CG_B, "hugetlb.2MB.current"), size);
+
+	/* Remove the cgroup under the file: the charges go to the parent. */
+	cg_enter(CG_ROOT);
+	TEST_ASSERT(!rmdir(CG_B), "rmdir of the cgroup failed: %s",
+		    strerror(errno));
+	TEST_ASSERT_EQ(cg_read(CG_A, "hugetlb.2MB.current"), size);
+	for (i = 4; i < 8; i++)
+		mem[i * SZ_2M] = i + 1;
+	TEST_ASSERT_EQ(cg_read(CG_A, "hugetlb.2MB.current"), size);
+	TEST_ASSERT_EQ(cg_read(CG_A, "hugetlb.2MB.rsvd.current"), size);
+	/* Block 2 is private now; the others kept their data. */
+	for (i = 0; i < 4; i++)
+		if (i != 2)
+			TEST_ASSERT_EQ(mem[i * SZ_2M + 4096], i + 1);
+	munmap(mem, size);
+	close(fd);
+	kvm_vm_free(vm);
+	TEST_ASSERT_EQ(cg_read(CG_A, "hugetlb.2MB.current"), 0);
+	TEST_ASSERT_EQ(cg_read(CG_A, "hugetlb.2MB.rsvd.current"), 0);
+	for (i = 0; i < 100 && cg_dying(CG_A); i++)
+		usleep(100000);
+	TEST_ASSERT_EQ(cg_dying(CG_A), 0);
+	TEST_ASSERT(!rmdir(CG_A), "rmdir of the parent failed: %s",
+		    strerror(errno));
+	pools_exact(p, "after the cgroup test");
+	ksft_test_result_pass("hugetlb cgroup: limits at creation, charges moved on removal\n");
 }
 
 /*
@@ -1234,8 +1643,9 @@ static void pin_to_one_cpu(void)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-r N] [-p] [-s N] [-m N]\n"
+	printf("usage: %s [-r N] [-p] [-s N] [-m N] [-g]\n"
 	       " -r N: run only the 1G mmap race, N times (stress mode)\n"
+	       " -g: run only the hugetlb cgroup test\n"
 	       " -p: run only the memory failure tests (they shrink the pools)\n"
 	       " -s N: only N host-side split/merge cycles of a 1G page\n"
 	       " -m N: only hold a guest_memfd mapping N s after its VM and fd\n",
@@ -1717,11 +2127,14 @@ static void hold_mapping(unsigned int secs)
 int main(int argc, char *argv[])
 {
 	unsigned int i, races = 0, cycles = 0;
-	bool hwpoison = false;
+	bool hwpoison = false, cgroup_only = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:ps:m:h")) != -1) {
+	while ((opt = getopt(argc, argv, "r:ps:m:gh")) != -1) {
 		switch (opt) {
+		case 'g':
+			cgroup_only = true;
+			break;
 		case 'm':
 			hold_mapping(atoi_positive("Seconds", optarg));
 			break;
@@ -1758,13 +2171,18 @@ int main(int argc, char *argv[])
 		test_poison();
 	if (cycles)
 		split_cycles(cycles);
+	if (cgroup_only) {
+		ksft_set_plan(1);
+		test_cgroup();
+		ksft_finished();
+	}
 	if (races) {
 		ksft_set_plan(races);
 		for (i = 0; i < races; i++)
 			test_mmap_race();
 		ksft_finished();
 	}
-	ksft_set_plan(18);
+	ksft_set_plan(22);
 	test_flags();
 	for (i = 0; i < ARRAY_SIZE(sizes); i++)
 		test_reserve(&sizes[i]);
@@ -1782,6 +2200,10 @@ int main(int argc, char *argv[])
 	test_pinned();
 	test_killed_split();
 	test_init_shared();
+	for (i = 0; i < ARRAY_SIZE(sizes); i++)
+		test_shared_huge(&sizes[i]);
+	test_shared_pinned();
+	test_cgroup();
 	test_mmap_race();
 	ksft_finished();
 }
