@@ -14,8 +14,8 @@
  *     bound to the file and bump the MMU invalidation sequence, in one
  *     mmu_lock section (kvm_gmem_invalidate()): a vCPU fault that looked
  *     up the old state retries. Nothing is freed, so the invalidation
- *     need not span the update; for hugetlb files it does (begin before
- *     step 2, end after it).
+ *     need not span the update; hugetlb files also keep one open across
+ *     it (begin before step 2, end after it), then zap as well.
  * A range that already has the requested state changes nothing.
  * hugetlb files first split the folios the conversion would leave with
  * pages of both states, and the hugetlb folios it makes shared, and merge
@@ -42,30 +42,6 @@ static void kvm_gmem_unmap(struct address_space *mapping, pgoff_t start,
 			   pgoff_t end)
 {
 	unmap_mapping_pages(mapping, start, end - start, false);
-}
-
-/* The whole huge pages around [@start, @end) of a hugetlb file. */
-static void kvm_gmem_hugetlb_span(struct kvm_gmem_inode *gi, pgoff_t *start,
-				  pgoff_t *end)
-{
-	unsigned long n = kvm_gmem_hugetlb_page_size(gi) >> PAGE_SHIFT;
-
-	*start = round_down(*start, n);
-	*end = round_up(*end, n);
-}
-
-static void kvm_gmem_hugetlb_invalidate_begin(struct kvm_gmem_inode *gi,
-					      pgoff_t start, pgoff_t end)
-{
-	kvm_gmem_hugetlb_span(gi, &start, &end);
-	kvm_gmem_invalidate_begin(gi, start, end);
-}
-
-static void kvm_gmem_hugetlb_invalidate_end(struct kvm_gmem_inode *gi,
-					    pgoff_t start, pgoff_t end)
-{
-	kvm_gmem_hugetlb_span(gi, &start, &end);
-	kvm_gmem_invalidate_end(gi, start, end);
 }
 
 /*
@@ -262,21 +238,22 @@ again:
 	}
 
 	/*
-	 * hugetlb files keep the invalidation open across the update, so
-	 * that vCPU faults on the range, which may split folios according to
-	 * the state they see (kvm_gmem_hugetlb_get_folio()), wait until it
-	 * is final; it spans the whole huge pages, which KVM may map whole
-	 * across folios. Other files zap after the update
-	 * (kvm_gmem_invalidate()).
+	 * hugetlb files keep an invalidation open across the update, so that
+	 * vCPU faults on the range, which may split folios according to the
+	 * state they see (kvm_gmem_hugetlb_get_folio()), wait until it is
+	 * final. All files zap after the update (kvm_gmem_invalidate()): a
+	 * fault elsewhere that read the old state may have mapped a block
+	 * across the range meanwhile (KVM maps hugetlb blocks across
+	 * folios); it is zapped, or retries on the new sequence.
 	 */
 	if (gi->hugetlb)
-		kvm_gmem_hugetlb_invalidate_begin(gi, start, end);
+		kvm_gmem_invalidate_begin(gi, start, end);
 	ret = kvm_gmem_state_update(&gi->state, start, end,
 				    to_private ? 0 : KVM_GMEM_STATE_SHARED,
 				    to_private ? KVM_GMEM_STATE_SHARED : 0);
 	if (gi->hugetlb)
-		kvm_gmem_hugetlb_invalidate_end(gi, start, end);
-	else if (ret > 0)
+		kvm_gmem_invalidate_end(gi, start, end);
+	if (ret > 0)
 		kvm_gmem_invalidate(gi, start, end);
 	if (ret > 0) {
 		/* Blocks that have one state throughout can be huge again. */

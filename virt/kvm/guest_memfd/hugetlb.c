@@ -21,10 +21,11 @@
  *    page a hole until written (as userfaultfd sees it);
  *  - a 2M block with both states is held as single pages.
  *
- * A vCPU that is the first to use a huge page zeroes all of it, as for a
- * private hugetlb folio, so shared memory that the guest populates is in
- * 2M pieces from the start; memory that the host populates page by page
- * becomes 2M pieces when a conversion merges its blocks.
+ * A vCPU that is the first to use a huge page shared throughout zeroes all
+ * of it, as for a private hugetlb folio, so shared memory that the guest
+ * populates is in 2M pieces from the start; memory that the host
+ * populates page by page becomes 2M pieces when a conversion merges its
+ * blocks.
  *
  * KVM maps a block at the largest order at which the state is uniform,
  * up to the huge page, however the block is split into folios: a huge page
@@ -32,8 +33,8 @@
  * page that is shared throughout is mapped 1G by KVM and 2M by the host.
  * As a vCPU's first access to a hugetlb folio zeroes all of it, its first
  * access to such a block zeroes the pieces nobody used yet. Because KVM
- * maps across folios, a conversion zaps KVM's mappings of the whole huge
- * pages it touches (convert.c).
+ * maps across folios, a conversion zaps, after the state changed, every
+ * KVM mapping that overlaps its range (convert.c).
  *
  * Splits happen one level at a time, lazily when a lookup finds a folio
  * that breaks the rule (a new folio, a poisoned hugetlb folio), and
@@ -218,14 +219,26 @@ static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi,
 	}
 }
 
-/* For the guest: a huge page it is the first to use is zeroed whole. */
+/* Whether all of @folio is shared. */
+static bool kvm_gmem_hugetlb_all_shared(struct kvm_gmem_inode *gi,
+					struct folio *folio)
+{
+	unsigned int order = folio_order(folio), st = 0;
+
+	return (kvm_gmem_state_lookup_attrs(&gi->state, folio->index, order,
+					    &st) & KVM_GMEM_STATE_SHARED) &&
+	       st >= order;
+}
+
+/* For the guest: a shared huge page it is the first to use is zeroed. */
 #define KVM_GMEM_HUGETLB_GUEST	BIT(0)
 
 /*
  * The locked folio of @index, new or not, split first if it breaks the
  * rule at the top of this file. With KVM_GMEM_HUGETLB_GUEST in @flags, a
- * hugetlb folio that must become 2M pieces and was never used is zeroed
- * first, so that its pieces are used and stay 2M.
+ * hugetlb folio shared throughout that was never used is zeroed before it
+ * becomes 2M pieces, so that its pieces are used and stay 2M (a mixed one
+ * is zeroed piece by piece, as the vCPU uses them).
  */
 static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 					     pgoff_t index, unsigned int flags)
@@ -256,7 +269,8 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 		if ((flags & KVM_GMEM_HUGETLB_GUEST) &&
 		    new_order == PMD_ORDER && folio_test_hugetlb(folio) &&
 		    !folio_test_uptodate(folio) &&
-		    !folio_test_hwpoison(folio)) {
+		    !folio_test_hwpoison(folio) &&
+		    kvm_gmem_hugetlb_all_shared(gi, folio)) {
 			kvm_gmem_zero_folio(folio);
 			folio_mark_uptodate(folio);
 		}
@@ -289,8 +303,9 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
  * @gi: an inode with hugetlb backing
  * @index: the page index
  *
- * As kvm_gmem_hugetlb_get_folio(), but a huge page that a vCPU is the
- * first to use is zeroed whole, shared or private, so that it stays huge.
+ * As kvm_gmem_hugetlb_get_folio(), but a huge page shared throughout that
+ * a vCPU is the first to use is zeroed whole, as a private one is, so that
+ * it stays in 2M pieces that KVM maps whole.
  *
  * Return: the locked folio holding @index, with a reference, or an
  * ERR_PTR().
@@ -576,9 +591,9 @@ static void kvm_gmem_hugetlb_fill_block(struct kvm_gmem_inode *gi,
  *
  * A split huge page is still contiguous memory: a block of it whose pages
  * are all in the page cache, up to date and not poisoned maps whole,
- * however it is split into folios. Pieces of the block nobody used yet are
- * zeroed here, @folio among them, as a first access to a hugetlb folio
- * zeroes all of it.
+ * however it is split into folios. Pieces of a shared block nobody used
+ * yet are zeroed here, @folio among them, as a first access to a hugetlb
+ * folio zeroes all of it.
  *
  * Return: at most @order and the huge page's order; at least @folio's
  * order unless @order is smaller.
@@ -588,16 +603,20 @@ unsigned int kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi,
 					  unsigned int order)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	/* Private pieces are zeroed one by one as the vCPU uses them. */
+	bool fill = kvm_gmem_page_shared(gi, index);
 
 	order = min(order, guestmem_hugetlb_order(gi->hugetlb));
 	while (order > folio_order(folio)) {
 		if (guestmem_hugetlb_block_ready(gi->hugetlb, mapping, index,
 						 order))
 			break;
-		kvm_gmem_hugetlb_fill_block(gi, index, order, folio);
-		if (guestmem_hugetlb_block_ready(gi->hugetlb, mapping, index,
-						 order))
-			break;
+		if (fill) {
+			kvm_gmem_hugetlb_fill_block(gi, index, order, folio);
+			if (guestmem_hugetlb_block_ready(gi->hugetlb, mapping,
+							 index, order))
+				break;
+		}
 		order = order > PMD_ORDER ? PMD_ORDER : 0;
 	}
 	return order;
