@@ -143,6 +143,9 @@
  *	its closest ancestor still online once it went offline; a css
  *	reference, or NULL; guarded by hugetlb_lock
  * @node: link in guestmem_backings, guarded by hugetlb_lock
+ * @refs: the file's reference and one per orphan of it: the cgroup
+ *	charges stay until the last huge page of the file is back in the
+ *	pool, as the subpool's reservation does
  */
 struct guestmem_hugetlb {
 	struct hstate *h;
@@ -154,6 +157,7 @@ struct guestmem_hugetlb {
 	struct hugetlb_cgroup *rsvd_hcg;
 	struct hugetlb_cgroup *hcg;
 	struct list_head node;
+	refcount_t refs;
 };
 
 /**
@@ -164,6 +168,7 @@ struct guestmem_hugetlb {
  * @hpg_flags: the hugetlb folio's private flags (HPG_*), to restore
  * @orphan: link in guestmem_orphans once its file is gone or it left the
  *	page cache while a piece was still referenced
+ * @gh: the backing it was taken from, once it is an orphan (a reference)
  */
 struct guestmem_split {
 	struct page *head;
@@ -171,6 +176,7 @@ struct guestmem_split {
 	struct hugepage_subpool *spool;
 	unsigned long hpg_flags;
 	struct list_head orphan;
+	struct guestmem_hugetlb *gh;
 };
 
 /*
@@ -298,6 +304,19 @@ static void guestmem_uncharge_file(struct guestmem_hugetlb *gh)
 }
 #endif
 
+/*
+ * Drop a reference to @gh: the file's (at destroy) or an orphan's (once
+ * it is back in the pool). The last one uncharges the file.
+ */
+static void guestmem_hugetlb_put(struct guestmem_hugetlb *gh)
+{
+	if (!refcount_dec_and_test(&gh->refs))
+		return;
+	guestmem_uncharge_file(gh);
+	mutex_destroy(&gh->lock);
+	kfree(gh);
+}
+
 /**
  * guestmem_hugetlb_create() - set up hugetlb backing for a file
  * @page_shift: log2 of the huge page size
@@ -335,6 +354,7 @@ struct guestmem_hugetlb *guestmem_hugetlb_create(unsigned int page_shift,
 	xa_init(&gh->split);
 	gh->nr_pages = size >> PAGE_SHIFT;
 	INIT_LIST_HEAD(&gh->node);
+	refcount_set(&gh->refs, 1);
 	err = guestmem_charge_file(gh);
 	if (err) {
 		kfree(gh);
@@ -1318,6 +1338,7 @@ static void guestmem_free_poisoned(struct folio *folio)
 static int guestmem_free_split(struct guestmem_split *s)
 {
 	unsigned int order = huge_page_order(s->h);
+	struct guestmem_hugetlb *gh = s->gh;
 	unsigned long or, and;
 	struct folio *folio;
 
@@ -1337,6 +1358,8 @@ static int guestmem_free_split(struct guestmem_split *s)
 		folio_put(folio);
 	}
 	kfree(s);
+	if (gh)
+		guestmem_hugetlb_put(gh);
 	return 0;
 }
 
@@ -1394,6 +1417,8 @@ static void guestmem_free_splits(struct guestmem_hugetlb *gh,
 			schedule_timeout_uninterruptible(1);
 		if (tries >= 0)
 			continue;
+		s->gh = gh;
+		refcount_inc(&gh->refs);
 		spin_lock(&guestmem_orphan_lock);
 		list_add_tail(&s->orphan, &guestmem_orphans);
 		spin_unlock(&guestmem_orphan_lock);
@@ -1481,8 +1506,8 @@ EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_truncate, "kvm");
  *
  * Call after the file's folios left the page cache. Split huge pages are
  * merged and freed (or left to the orphan work while a piece is still
- * referenced); the reservation goes back to the pool once the last folio
- * is freed.
+ * referenced); the reservation goes back to the pool, and the cgroup
+ * charges with it, once the last folio is freed.
  */
 void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
 {
@@ -1491,8 +1516,6 @@ void guestmem_hugetlb_destroy(struct guestmem_hugetlb *gh)
 	mutex_unlock(&gh->lock);
 	xa_destroy(&gh->split);
 	hugepage_put_subpool(gh->spool);
-	guestmem_uncharge_file(gh);
-	mutex_destroy(&gh->lock);
-	kfree(gh);
+	guestmem_hugetlb_put(gh);
 }
 EXPORT_SYMBOL_GPL_FOR_MODULES(guestmem_hugetlb_destroy, "kvm");

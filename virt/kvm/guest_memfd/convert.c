@@ -18,9 +18,8 @@
  *     it (begin before step 2, end after it), then zap as well.
  * A range that already has the requested state changes nothing.
  * hugetlb files first split the folios the conversion would leave with
- * pages of both states, and the hugetlb folios it makes shared, and merge
- * the blocks it left with one state throughout after step 3 (see
- * hugetlb.c).
+ * pages of both states, and merge the blocks it left with one state
+ * throughout after step 3 (see hugetlb.c).
  * New host faults on the range wait for the invalidate lock and then see
  * the new state. The pages themselves are not touched: content survives.
  */
@@ -240,8 +239,8 @@ again:
 	/*
 	 * hugetlb files keep an invalidation open across the update, so that
 	 * vCPU faults on the range, which may split folios according to the
-	 * state they see (kvm_gmem_hugetlb_get_folio()), wait until it is
-	 * final. All files zap after the update (kvm_gmem_invalidate()): a
+	 * state they see (kvm_gmem_hugetlb_get_guest_folio()), wait until it
+	 * is final. All files zap after the update (kvm_gmem_invalidate()): a
 	 * fault elsewhere that read the old state may have mapped a block
 	 * across the range meanwhile (KVM maps hugetlb blocks across
 	 * folios); it is zapped, or retries on the new sequence.

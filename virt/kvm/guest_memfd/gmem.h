@@ -127,6 +127,19 @@ static inline bool kvm_gmem_page_shared(struct kvm_gmem_inode *gi,
 	       KVM_GMEM_STATE_SHARED;
 }
 
+/*
+ * Whether page @index of @folio is poisoned. A hugetlb folio knows only
+ * that some page of it is (a lookup for the host splits it, so that its
+ * poison narrows to the exact pages); a piece of one, or a small folio,
+ * knows each page: the flag of its first page is that page's alone.
+ */
+static inline bool kvm_gmem_page_poisoned(struct folio *folio,
+					  pgoff_t index)
+{
+	return folio_test_hugetlb(folio) ? folio_test_hwpoison(folio) :
+	       PageHWPoison(folio_file_page(folio, index));
+}
+
 void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 			       pgoff_t end);
 void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
@@ -137,6 +150,7 @@ void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 long kvm_gmem_set_attributes(struct file *file, void __user *argp);
 
 struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index);
+vm_fault_t kvm_gmem_fault_error(struct kvm_gmem_inode *gi, int err);
 void kvm_gmem_zero_folio(struct folio *folio);
 
 #if defined(CONFIG_KVM_GMEM_USERFAULT) && defined(CONFIG_USERFAULTFD)
@@ -207,7 +221,8 @@ void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi, pgoff_t start,
 				  pgoff_t end);
 unsigned int kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi,
 					  pgoff_t index, struct folio *folio,
-					  unsigned int order);
+					  unsigned int order,
+					  unsigned int attrs);
 void kvm_gmem_hugetlb_truncate(struct kvm_gmem_inode *gi, loff_t lstart,
 			       loff_t lend);
 unsigned long kvm_gmem_hugetlb_page_size(struct kvm_gmem_inode *gi);
@@ -262,7 +277,8 @@ static inline void kvm_gmem_hugetlb_merge_range(struct kvm_gmem_inode *gi,
 
 static inline unsigned int
 kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi, pgoff_t index,
-			     struct folio *folio, unsigned int order)
+			     struct folio *folio, unsigned int order,
+			     unsigned int attrs)
 {
 	return min(order, folio_order(folio));
 }

@@ -13,19 +13,23 @@
  * folios, maps only pieces (see guestmem_hugetlb.c). So:
  *
  *  - a huge page that is private throughout stays its hugetlb folio;
- *  - a huge page with a shared page is held as 2M pieces;
- *  - a 2M block that is shared throughout stays one 2M piece, which the
- *    host maps with one PMD where its mapping is aligned and no page of
- *    the block is missing, once it is used (up to date); before, it is
- *    held as single pages, so that the host fills it page by page, each
- *    page a hole until written (as userfaultfd sees it);
+ *  - so does a huge page that is shared throughout, until the host looks
+ *    a page of it up (a fault, userfaultfd, a missing page filled in):
+ *    then it becomes 2M pieces;
+ *  - a huge page with pages of both states is held as 2M pieces;
+ *  - a 2M piece that is shared throughout stays one piece, which the host
+ *    maps with one PMD where its mapping is aligned and no page of the
+ *    block is missing, once it is used (up to date); before, the host's
+ *    lookup makes it single pages, so that the host fills it page by
+ *    page, each page a hole until written (as userfaultfd sees it), and a
+ *    vCPU's first access zeroes it whole;
  *  - a 2M block with both states is held as single pages.
  *
- * A vCPU that is the first to use a huge page shared throughout zeroes all
- * of it, as for a private hugetlb folio, so shared memory that the guest
- * populates is in 2M pieces from the start; memory that the host
- * populates page by page becomes 2M pieces when a conversion merges its
- * blocks.
+ * So shared memory that only the guest uses costs what private memory
+ * does: a vCPU's first access zeroes the hugetlb folio whole and KVM maps
+ * it whole; the host's first access to it splits it once, into 2M pieces
+ * that stay up to date. Memory that the host populates page by page
+ * becomes 2M pieces when a conversion merges its blocks.
  *
  * KVM maps a block at the largest order at which the state is uniform,
  * up to the huge page, however the block is split into folios: a huge page
@@ -34,12 +38,13 @@
  * As a vCPU's first access to a hugetlb folio zeroes all of it, its first
  * access to such a block zeroes the pieces nobody used yet. Because KVM
  * maps across folios, a conversion zaps, after the state changed, every
- * KVM mapping that overlaps its range (convert.c).
+ * KVM mapping that overlaps its range (convert.c). A split changes no
+ * page: KVM's mappings of the memory stay.
  *
  * Splits happen one level at a time, lazily when a lookup finds a folio
- * that breaks the rule (a new folio, a poisoned hugetlb folio), and
- * eagerly for a conversion, before the state changes: the folios that the
- * conversion would leave mixed, and hugetlb folios it makes shared. After
+ * that breaks the rule (a new folio, a poisoned hugetlb folio, a shared
+ * hugetlb folio the host looks up), and eagerly for a conversion, before
+ * the state changes: the folios that the conversion would leave mixed. After
  * a conversion, every 2M block of its range that has one state
  * again is merged back into one folio, a private one into the hugetlb
  * folio where the page is 2M, and every 1G page of the range that is
@@ -147,13 +152,18 @@ void kvm_gmem_hugetlb_teardown(struct kvm_gmem_inode *gi)
 /* Ticks a split or merge waits for others' passing references. */
 #define KVM_GMEM_HUGETLB_TRIES	250
 
+/* The lookup is for the host, which maps only pieces. */
+#define KVM_GMEM_HUGETLB_HOST	BIT(0)
+
 /*
  * The order @folio must be split to for the rule at the top of this file,
  * given its state: @attrs of its first page, uniform over a block of order
- * @st. Return: PMD_ORDER or 0, or -1 if it may stay as it is.
+ * @st; with KVM_GMEM_HUGETLB_HOST in @flags, for the host to map a page of
+ * it. Return: PMD_ORDER or 0, or -1 if it may stay as it is.
  */
 static int kvm_gmem_hugetlb_split_order(struct folio *folio,
-					unsigned int attrs, unsigned int st)
+					unsigned int attrs, unsigned int st,
+					unsigned int flags)
 {
 	unsigned int order = folio_order(folio);
 	bool hugetlb = folio_test_hugetlb(folio);
@@ -169,24 +179,13 @@ static int kvm_gmem_hugetlb_split_order(struct folio *folio,
 		return order > PMD_ORDER ? PMD_ORDER : 0;
 	if (!(attrs & KVM_GMEM_STATE_SHARED))
 		return -1;
-	/* Shared throughout: pieces of 2M, which the host can map... */
+	/* Shared throughout: whole for KVM; for the host, pieces of 2M... */
+	if (!(flags & KVM_GMEM_HUGETLB_HOST))
+		return -1;
 	if (hugetlb)
 		return PMD_ORDER;
-	/* ...once used: before, the host fills it page by page. */
+	/* ...once used: before, the host fills them page by page. */
 	return folio_test_uptodate(folio) ? -1 : 0;
-}
-
-/* As above, for @folio in the state the file has now. */
-static int kvm_gmem_hugetlb_split_now(struct kvm_gmem_inode *gi,
-				      struct folio *folio)
-{
-	unsigned int attrs, st = 0;
-
-	if (!folio_test_large(folio))
-		return -1;
-	attrs = kvm_gmem_state_lookup_attrs(&gi->state, folio->index,
-					    folio_order(folio), &st);
-	return kvm_gmem_hugetlb_split_order(folio, attrs, st);
 }
 
 /*
@@ -219,33 +218,18 @@ static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi,
 	}
 }
 
-/* Whether all of @folio is shared. */
-static bool kvm_gmem_hugetlb_all_shared(struct kvm_gmem_inode *gi,
-					struct folio *folio)
-{
-	unsigned int order = folio_order(folio), st = 0;
-
-	return (kvm_gmem_state_lookup_attrs(&gi->state, folio->index, order,
-					    &st) & KVM_GMEM_STATE_SHARED) &&
-	       st >= order;
-}
-
-/* For the guest: a shared huge page it is the first to use is zeroed. */
-#define KVM_GMEM_HUGETLB_GUEST	BIT(0)
-
 /*
  * The locked folio of @index, new or not, split first if it breaks the
- * rule at the top of this file. With KVM_GMEM_HUGETLB_GUEST in @flags, a
- * hugetlb folio shared throughout that was never used is zeroed before it
- * becomes 2M pieces, so that its pieces are used and stay 2M (a mixed one
- * is zeroed piece by piece, as the vCPU uses them).
+ * rule at the top of this file for the lookup's @flags. A vCPU's first
+ * access zeroes the folio it gets whole (kvm_gmem_prepare_folio()), a
+ * hugetlb folio shared throughout as a private one.
  */
 static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 					     pgoff_t index, unsigned int flags)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	unsigned int order, attrs, st;
 	struct mempolicy *mpol;
-	unsigned int order;
 	struct folio *folio;
 	int ret, new_order;
 	pgoff_t ilx;
@@ -261,19 +245,16 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 							   index, mpol, ilx);
 			mpol_cond_put(mpol);
 		}
-		if (IS_ERR(folio) || !kvm_gmem_has_state(gi))
+		if (IS_ERR(folio) || !kvm_gmem_has_state(gi) ||
+		    !folio_test_large(folio))
 			return folio;
-		new_order = kvm_gmem_hugetlb_split_now(gi, folio);
+		st = 0;
+		attrs = kvm_gmem_state_lookup_attrs(&gi->state, folio->index,
+						    folio_order(folio), &st);
+		new_order = kvm_gmem_hugetlb_split_order(folio, attrs, st,
+							 flags);
 		if (new_order < 0)
 			return folio;
-		if ((flags & KVM_GMEM_HUGETLB_GUEST) &&
-		    new_order == PMD_ORDER && folio_test_hugetlb(folio) &&
-		    !folio_test_uptodate(folio) &&
-		    !folio_test_hwpoison(folio) &&
-		    kvm_gmem_hugetlb_all_shared(gi, folio)) {
-			kvm_gmem_zero_folio(folio);
-			folio_mark_uptodate(folio);
-		}
 		ret = kvm_gmem_hugetlb_split(gi, folio, new_order);
 		if (ret)
 			return ERR_PTR(ret);
@@ -285,9 +266,10 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
  * @gi: an inode with hugetlb backing
  * @index: the page index
  *
- * For files that own their state, a folio that breaks the rule at the top
- * of this file is split first. For the host: pages of a shared block that
- * nobody used yet are single pages, each a hole until it is written.
+ * For the host, which maps only pieces: in files that own their state, a
+ * folio that breaks the rule at the top of this file is split first, a
+ * hugetlb folio that is shared throughout too. Pages of a shared block
+ * that nobody used yet are single pages, each a hole until it is written.
  *
  * Return: the locked folio holding @index, with a reference, or an
  * ERR_PTR().
@@ -295,17 +277,18 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 					 pgoff_t index)
 {
-	return kvm_gmem_hugetlb_lookup(gi, index, 0);
+	return kvm_gmem_hugetlb_lookup(gi, index, KVM_GMEM_HUGETLB_HOST);
 }
 
 /**
- * kvm_gmem_hugetlb_get_guest_folio() - the folio of an index, for a vCPU
+ * kvm_gmem_hugetlb_get_guest_folio() - the folio of an index, for KVM
  * @gi: an inode with hugetlb backing
  * @index: the page index
  *
- * As kvm_gmem_hugetlb_get_folio(), but a huge page shared throughout that
- * a vCPU is the first to use is zeroed whole, as a private one is, so that
- * it stays in 2M pieces that KVM maps whole.
+ * As kvm_gmem_hugetlb_get_folio(), for lookups that give the host no
+ * mapping (a vCPU fault, fallocate): a huge page shared throughout stays
+ * its hugetlb folio, which KVM maps whole (and a vCPU's first access
+ * zeroes whole, as a private one).
  *
  * Return: the locked folio holding @index, with a reference, or an
  * ERR_PTR().
@@ -313,7 +296,7 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
 struct folio *kvm_gmem_hugetlb_get_guest_folio(struct kvm_gmem_inode *gi,
 					       pgoff_t index)
 {
-	return kvm_gmem_hugetlb_lookup(gi, index, KVM_GMEM_HUGETLB_GUEST);
+	return kvm_gmem_hugetlb_lookup(gi, index, 0);
 }
 
 /*
@@ -330,13 +313,13 @@ static int kvm_gmem_hugetlb_split_for(struct kvm_gmem_inode *gi,
 		return -1;
 	/* Inside the range: one state, the new one. */
 	if (folio->index >= start && folio_next_index(folio) <= end)
-		return kvm_gmem_hugetlb_split_order(folio, attrs, order);
+		return kvm_gmem_hugetlb_split_order(folio, attrs, order, 0);
 	/* Across an edge: mixed if its part inside changes. */
 	cur = kvm_gmem_state_lookup_attrs(&gi->state, folio->index, order,
 					  &st);
 	if ((cur & KVM_GMEM_STATE_SHARED) != attrs)
 		st = 0;
-	return kvm_gmem_hugetlb_split_order(folio, cur, st);
+	return kvm_gmem_hugetlb_split_order(folio, cur, st, 0);
 }
 
 /**
@@ -348,8 +331,9 @@ static int kvm_gmem_hugetlb_split_for(struct kvm_gmem_inode *gi,
  * @bad: set to the folio that stayed referenced, on -EAGAIN
  *
  * Before the state changes: splits the folios overlapping the range that
- * the change would leave with pages of both states, and the hugetlb folios
- * it makes shared, as far as the rule at the top of this file needs.
+ * the change would leave with pages of both states, as far as the rule at
+ * the top of this file needs (a hugetlb folio it makes shared throughout
+ * stays whole: the host has no mapping of it).
  * Folios not allocated yet are split when they are.
  *
  * Return: 0; -EAGAIN if a folio stayed referenced, with its first page
@@ -588,6 +572,7 @@ static void kvm_gmem_hugetlb_fill_block(struct kvm_gmem_inode *gi,
  * @index: the page KVM maps
  * @folio: its folio, locked
  * @order: the largest order the state allows around @index
+ * @attrs: the state of @index (KVM_GMEM_STATE_SHARED or not)
  *
  * A split huge page is still contiguous memory: a block of it whose pages
  * are all in the page cache, up to date and not poisoned maps whole,
@@ -600,11 +585,11 @@ static void kvm_gmem_hugetlb_fill_block(struct kvm_gmem_inode *gi,
  */
 unsigned int kvm_gmem_hugetlb_block_order(struct kvm_gmem_inode *gi,
 					  pgoff_t index, struct folio *folio,
-					  unsigned int order)
+					  unsigned int order, unsigned int attrs)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
 	/* Private pieces are zeroed one by one as the vCPU uses them. */
-	bool fill = kvm_gmem_page_shared(gi, index);
+	bool fill = attrs & KVM_GMEM_STATE_SHARED;
 
 	order = min(order, guestmem_hugetlb_order(gi->hugetlb));
 	while (order > folio_order(folio)) {

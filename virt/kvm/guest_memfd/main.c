@@ -335,6 +335,7 @@ static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
 
 static long kvm_gmem_allocate(struct inode *inode, loff_t offset, loff_t len)
 {
+	struct kvm_gmem_inode *gi = KVM_GMEM_I(inode);
 	struct address_space *mapping = inode->i_mapping;
 	pgoff_t start, index, end;
 	int r;
@@ -357,7 +358,11 @@ static long kvm_gmem_allocate(struct inode *inode, loff_t offset, loff_t len)
 			break;
 		}
 
-		folio = kvm_gmem_get_folio(inode, index);
+		/* Allocation only: shared hugetlb folios need not split. */
+		if (gi->hugetlb)
+			folio = kvm_gmem_hugetlb_get_guest_folio(gi, index);
+		else
+			folio = kvm_gmem_get_folio(inode, index);
 		if (IS_ERR(folio)) {
 			r = PTR_ERR(folio);
 			break;
@@ -549,6 +554,25 @@ static bool kvm_gmem_block_poisoned(struct kvm_gmem_inode *gi, pgoff_t index)
 	return poisoned;
 }
 
+/**
+ * kvm_gmem_fault_error() - what a host fault returns for a failed lookup
+ * @gi: the inode
+ * @err: the lookup's error
+ *
+ * Return: VM_FAULT_SIGBUS for a hugetlb pool without a page the policy
+ * allows (not an out-of-memory condition the OOM killer could fix; as
+ * hugetlbfs); VM_FAULT_NOPAGE for a split that others held up for a
+ * moment (the access faults again); else vmf_error().
+ */
+vm_fault_t kvm_gmem_fault_error(struct kvm_gmem_inode *gi, int err)
+{
+	if (gi->hugetlb && err == -ENOMEM)
+		return VM_FAULT_SIGBUS;
+	if (err == -EAGAIN)
+		return VM_FAULT_NOPAGE;
+	return vmf_error(err);
+}
+
 /*
  * Host page fault on a guest_memfd mapping: only pages whose state is
  * shared may be mapped; a private page raises SIGBUS. The invalidate lock,
@@ -601,27 +625,18 @@ static vm_fault_t kvm_gmem_fault(struct vm_fault *vmf)
 
 	folio = kvm_gmem_get_folio(inode, vmf->pgoff);
 	if (IS_ERR(folio)) {
-		/*
-		 * A hugetlb pool without a page the policy allows is not an
-		 * out-of-memory condition the OOM killer could fix: SIGBUS,
-		 * as hugetlbfs gives.
-		 */
-		if (KVM_GMEM_I(inode)->hugetlb && PTR_ERR(folio) == -ENOMEM)
-			ret = VM_FAULT_SIGBUS;
-		else
-			ret = vmf_error(PTR_ERR(folio));
+		ret = kvm_gmem_fault_error(gi, PTR_ERR(folio));
 		goto out;
 	}
 
-	if (folio_test_hwpoison(folio) ||
-	    PageHWPoison(folio_file_page(folio, vmf->pgoff))) {
+	if (kvm_gmem_page_poisoned(folio, vmf->pgoff)) {
 		folio_unlock(folio);
 		folio_put(folio);
 		ret = VM_FAULT_HWPOISON;
 		goto out;
 	}
 
-	/* Shared pages are never in hugetlb folios (hugetlb.c splits). */
+	/* The host gets no hugetlb folio: hugetlb.c splits it for us. */
 	if (WARN_ON_ONCE(folio_test_hugetlb(folio))) {
 		folio_unlock(folio);
 		folio_put(folio);
@@ -1299,14 +1314,16 @@ EXPORT_SYMBOL_GPL(kvm_gmem_is_private);
 
 /*
  * The largest order KVM may map @index of @slot with: at most @state_order
- * (that of the block around @index with one state and no missing page)
- * and the folio's, or for hugetlb files the largest block of the huge page
- * that is ready to be mapped whole (kvm_gmem_hugetlb_block_order()); with
- * the gfn and the index equally aligned and the block inside the slot.
+ * (that of the block around @index with one state, @attrs, and no missing
+ * page) and the folio's, or for hugetlb files the largest block of the
+ * huge page that is ready to be mapped whole
+ * (kvm_gmem_hugetlb_block_order()); with the gfn and the index equally
+ * aligned and the block inside the slot.
  */
 static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 				  struct kvm_memory_slot *slot, pgoff_t index,
-				  struct folio *folio, unsigned int state_order)
+				  struct folio *folio, unsigned int state_order,
+				  unsigned int attrs)
 {
 	gfn_t gfn = slot->base_gfn + index - slot->gmem.pgoff;
 	unsigned int order;
@@ -1316,7 +1333,7 @@ static int kvm_gmem_mapping_order(struct kvm_gmem_inode *gi,
 		return 0;
 	if (gi->hugetlb)
 		order = kvm_gmem_hugetlb_block_order(gi, index, folio,
-						     state_order);
+						     state_order, attrs);
 	else
 		order = min(folio_order(folio), state_order);
 	while (order) {
@@ -1342,7 +1359,7 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 	struct file *gmem_file = READ_ONCE(slot->gmem.file);
 	struct kvm_gmem_inode *gi = kvm_gmem_file_inode(file);
 	struct kvm_gmem_file *f = file->private_data;
-	unsigned int state_order = KVM_GMEM_STATE_ORDER_1G;
+	unsigned int state_order = KVM_GMEM_STATE_ORDER_1G, attrs = 0;
 	struct folio *folio;
 
 	if (file != gmem_file) {
@@ -1369,9 +1386,9 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 		/* 4K folios and no missing bit ever set: nothing to ask. */
 		state_order = max;
 		if (max || READ_ONCE(gi->state.uf)) {
-			if (kvm_gmem_state_lookup(&gi->state, index, max,
-						  &state_order) &
-			    KVM_GMEM_STATE_MISSING)
+			attrs = kvm_gmem_state_lookup(&gi->state, index, max,
+						      &state_order);
+			if (attrs & KVM_GMEM_STATE_MISSING)
 				return ERR_PTR(-ENODATA);
 		}
 	}
@@ -1384,13 +1401,10 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 		return folio;
 
 	/*
-	 * A hugetlb folio knows only that some page of it is poisoned (files
-	 * that split give the exact pages when they look it up); a piece of
-	 * one, or a small folio, knows each page, and a piece with a poisoned
-	 * page is mapped a page at a time (kvm_gmem_mapping_order()).
+	 * A piece with a poisoned page is mapped a page at a time
+	 * (kvm_gmem_mapping_order()).
 	 */
-	if (folio_test_hugetlb(folio) ? folio_test_hwpoison(folio) :
-	    PageHWPoison(folio_file_page(folio, index))) {
+	if (kvm_gmem_page_poisoned(folio, index)) {
 		folio_unlock(folio);
 		folio_put(folio);
 		return ERR_PTR(-EHWPOISON);
@@ -1399,7 +1413,7 @@ static struct folio *__kvm_gmem_get_pfn(struct file *file,
 	*pfn = folio_file_pfn(folio, index);
 	if (max_order)
 		*max_order = kvm_gmem_mapping_order(gi, slot, index, folio,
-						    state_order);
+						    state_order, attrs);
 
 	*is_prepared = folio_test_uptodate(folio);
 	return folio;

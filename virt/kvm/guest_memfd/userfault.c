@@ -472,8 +472,7 @@ static int kvm_gmem_resolve_one(struct kvm_gmem_inode *gi, pgoff_t index,
 	 * and whoever touches it gets the memory failure, rather than wait
 	 * for contents that can never arrive.
 	 */
-	if (folio_test_hwpoison(folio) ||
-	    PageHWPoison(folio_file_page(folio, index))) {
+	if (kvm_gmem_page_poisoned(folio, index)) {
 		ret = -EHWPOISON;
 		goto out_clear;
 	}
@@ -712,10 +711,22 @@ vm_fault_t kvm_gmem_fault_userfault(struct vm_fault *vmf)
 		return 0;
 	missing = kvm_gmem_page_missing(gi, vmf->pgoff);
 	folio = kvm_gmem_uf_lookup(gi, vmf->pgoff);
+	/*
+	 * A poisoned hugetlb folio knows only that some page of it is: the
+	 * host's lookup splits it, narrowing the poison to the exact pages.
+	 */
+	if (!IS_ERR(folio) && folio_test_hugetlb(folio) &&
+	    folio_test_hwpoison(folio)) {
+		folio_put(folio);
+		folio = kvm_gmem_get_folio(mapping->host, vmf->pgoff);
+		if (IS_ERR(folio)) {
+			filemap_invalidate_unlock_shared(mapping);
+			return kvm_gmem_fault_error(gi, PTR_ERR(folio));
+		}
+		folio_unlock(folio);
+	}
 	cached = !IS_ERR(folio) && folio_test_uptodate(folio);
-	poisoned = !IS_ERR(folio) &&
-		   (folio_test_hwpoison(folio) ||
-		    PageHWPoison(folio_file_page(folio, vmf->pgoff)));
+	poisoned = !IS_ERR(folio) && kvm_gmem_page_poisoned(folio, vmf->pgoff);
 	if (!IS_ERR(folio))
 		folio_put(folio);
 
@@ -767,18 +778,17 @@ static struct folio *kvm_gmem_uffd_get_folio(struct inode *inode,
 			goto out;
 		folio_put(folio);
 	}
-	/* Shared pages are never in hugetlb folios: hugetlb.c splits them. */
+	/* The host gets no hugetlb folio: hugetlb.c splits it for us. */
 	folio = kvm_gmem_get_folio(inode, pgoff);
 	if (IS_ERR(folio)) {
 		err = PTR_ERR(folio);
 		goto out;
 	}
-	/* Shared pages are never in hugetlb folios (hugetlb.c splits). */
+	/* As above: the lookup split it. */
 	if (WARN_ON_ONCE(folio_test_hugetlb(folio)))
 		goto out_folio;
 	/* As shmem's, and before anything writes to the page. */
-	if (folio_test_hwpoison(folio) ||
-	    PageHWPoison(folio_file_page(folio, pgoff))) {
+	if (kvm_gmem_page_poisoned(folio, pgoff)) {
 		err = -EIO;
 		goto out_folio;
 	}

@@ -700,6 +700,25 @@ static void mvm_create(struct mvm *m, const struct hsize *hs, uint64_t size,
 	sync_global_to_guest(m->vm, guest_size);
 }
 
+/*
+ * The pools read into @p, then mvm_create() with a @size file of @hs
+ * pages running guest_code; false, and test @name skipped, if the pool
+ * is too small.
+ */
+static bool mvm_create_pooled(struct mvm *m, const struct hsize *hs,
+			      uint64_t size, uint64_t flags, struct pool *p,
+			      const char *name)
+{
+	if (pool_available(hs->size) < size / hs->size) {
+		ksft_test_result_skip("%s %s: pool too small\n", name,
+				      hs->name);
+		return false;
+	}
+	pools_read(p);
+	mvm_create(m, hs, size, flags, guest_code);
+	return true;
+}
+
 static void mvm_destroy(struct mvm *m)
 {
 	kvm_vm_free(m->vm);
@@ -720,6 +739,21 @@ static void stats_read(struct kvm_vm *vm, struct stats *st)
 }
 
 /* KVM's mappings and the file's 2M folios moved by exactly this much. */
+/*
+ * A pass over nothing maps the guest's code and stack first; then the
+ * guest's passes cover @size, and *@base is read for stats_expect().
+ */
+static void stats_after_warm_up(struct mvm *m, uint64_t size,
+				struct stats *base)
+{
+	guest_size = 0;
+	sync_global_to_guest(m->vm, guest_size);
+	run_guest(m->vcpu, 0, false);
+	guest_size = size;
+	sync_global_to_guest(m->vm, guest_size);
+	stats_read(m->vm, base);
+}
+
 static void stats_expect(struct kvm_vm *vm, const struct stats *base,
 			 long d4k, long d2m, long d1g, long dhuge_kb,
 			 const char *what)
@@ -760,13 +794,8 @@ static void test_split_merge(const struct hsize *hs)
 	struct pool p[2];
 	struct mvm m;
 
-	if (pool_available(hs->size) < SZ_1G / hs->size) {
-		ksft_test_result_skip("split and merge %s: pool too small\n",
-				      hs->name);
+	if (!mvm_create_pooled(&m, hs, SZ_1G, 0, p, "split and merge"))
 		return;
-	}
-	pools_read(p);
-	mvm_create(&m, hs, SZ_1G, 0, guest_code);
 
 	run_guest(m.vcpu, seed, true);
 	run_guest_check(m.vcpu, seed, true, seed);
@@ -1045,20 +1074,11 @@ static void test_init_shared(void)
 	struct pool p[2];
 	struct mvm m;
 
-	if (pool_available(SZ_2M) < 8) {
-		ksft_test_result_skip("initially shared: pool too small\n");
+	if (!mvm_create_pooled(&m, &sizes[0], size,
+			       GUEST_MEMFD_FLAG_INIT_SHARED, p,
+			       "initially shared"))
 		return;
-	}
-	pools_read(p);
-	mvm_create(&m, &sizes[0], size, GUEST_MEMFD_FLAG_INIT_SHARED,
-		   guest_code);
-	/* A pass over nothing maps the guest's code and stack first. */
-	guest_size = 0;
-	sync_global_to_guest(m.vm, guest_size);
-	run_guest(m.vcpu, 0, false);
-	guest_size = size;
-	sync_global_to_guest(m.vm, guest_size);
-	stats_read(m.vm, &base);
+	stats_after_warm_up(&m, size, &base);
 	for (i = 0; i < size; i += 4096)
 		*(uint64_t *)(m.mem + i) = (GMEM_GPA + i) ^ seed;
 	TEST_ASSERT(meminfo_kb("FileHugePages") == base.file_huge_kb,
@@ -1130,10 +1150,11 @@ static void set_missing(int fd, uint32_t op, uint64_t offset)
  * RAM with guest_memfd, mapped by the host at a 1G-aligned address:
  *  - the guest writes every page first, finding zeroes: KVM maps the file
  *    with entries of the huge page size (1G or 2M) and nothing else, and
- *    each 2M block is one folio (2M pieces of the huge pages,
- *    FileHugePages);
- *  - the host reads the guest's data and writes its own: one PMD per
- *    block (FilePmdMapped); the guest reads the host's data;
+ *    the huge pages stay hugetlb folios (no FileHugePages);
+ *  - the host reads the guest's data and writes its own: its first access
+ *    splits each huge page into 2M pieces (FileHugePages), one PMD per
+ *    block (FilePmdMapped); KVM's mappings stay, and the guest reads the
+ *    host's data through them;
  *  - a missing page in a block makes the host map that block with page
  *    table entries, and only that block;
  *  - one 4K page converted to private: only its 2M block is split (512
@@ -1157,26 +1178,18 @@ static void test_shared_huge(const struct hsize *hs)
 	struct pool p[2];
 	struct mvm m;
 
-	if (pool_available(hs->size) < size / hs->size) {
-		ksft_test_result_skip("shared huge %s: pool too small\n",
-				      hs->name);
+	if (!mvm_create_pooled(&m, hs, size, GUEST_MEMFD_FLAG_INIT_SHARED, p,
+			       "shared huge"))
 		return;
-	}
-	pools_read(p);
-	mvm_create(&m, hs, size, GUEST_MEMFD_FLAG_INIT_SHARED, guest_code);
-	/* A pass over nothing maps the guest's code and stack first. */
-	guest_size = 0;
-	sync_global_to_guest(m.vm, guest_size);
-	run_guest(m.vcpu, 0, false);
-	guest_size = size;
-	sync_global_to_guest(m.vm, guest_size);
-	stats_read(m.vm, &base);
+	stats_after_warm_up(&m, size, &base);
 
 	/* The guest first: it finds zeroes, and KVM maps the file huge. */
 	run_guest(m.vcpu, seed, true);
-	stats_expect(m.vm, &base, 0, gig ? 0 : huge_maps, gig ? 1 : 0, kb,
-		     "shared throughout: mapped huge by KVM");
+	stats_expect(m.vm, &base, 0, gig ? 0 : huge_maps, gig ? 1 : 0, 0,
+		     "shared throughout: mapped huge by KVM, hugetlb folios");
 	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), 0);
+	pool_expect(hs->size, &p[gig], -(long)(size / hs->size), 0,
+		    "shared pages in their huge pages");
 	for (i = 0; i < size; i += 4096) {
 		TEST_ASSERT(host_read((uint64_t *)(m.mem + i), &v) &&
 			    v == ((GMEM_GPA + i) ^ seed),
@@ -1184,6 +1197,7 @@ static void test_shared_huge(const struct hsize *hs)
 		*(uint64_t *)(m.mem + i) = (GMEM_GPA + i) ^ (seed + 1);
 	}
 	TEST_ASSERT_EQ(smaps_kb(m.mem, "FilePmdMapped"), kb);
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages"), base.file_huge_kb + kb);
 	pool_expect(hs->size, &p[gig], -(long)(size / hs->size), 0,
 		    "shared pages stay in their huge pages");
 	/* No zap, no fault: the guest sees the host's writes in place. */
@@ -1270,12 +1284,16 @@ static void test_shared_pinned(void)
 	base_kb = meminfo_kb("FileHugePages");
 	mvm_create(&m, &sizes[1], SZ_1G, GUEST_MEMFD_FLAG_INIT_SHARED,
 		   guest_code);
-	/* The guest uses the page first: 2M pieces, one per block. */
+	/*
+	 * The guest uses the page first: it stays a hugetlb folio until the
+	 * host's first access makes it 2M pieces, one per block.
+	 */
 	guest_size = SZ_2M;
 	sync_global_to_guest(m.vm, guest_size);
 	run_guest(m.vcpu, 1, true);
-	TEST_ASSERT_EQ(meminfo_kb("FileHugePages") - base_kb, SZ_1G >> 10);
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages"), base_kb);
 	memset(m.mem + 9 * SZ_2M, 0x3c, SZ_2M);
+	TEST_ASSERT_EQ(meminfo_kb("FileHugePages") - base_kb, SZ_1G >> 10);
 	TEST_ASSERT(!pipe(pipefd), "pipe failed");
 	iov.iov_base = m.mem + pin;
 	iov.iov_len = 4096;
@@ -1504,7 +1522,17 @@ struct mrace {
 	bool stop;
 	unsigned long passes, conversions, eagain, host_reads, punches;
 	unsigned long run_efault;
+	/* Time spent in each kind of operation, for the report only. */
+	uint64_t convert_ns, read_ns, punch_ns;
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
 
 static void *mrace_vcpu(void *arg)
 {
@@ -1534,7 +1562,8 @@ static void *mrace_convert(void *arg)
 {
 	struct mrace *r = arg;
 	unsigned int seed = 11;
-	uint64_t off, len;
+	uint64_t off, len, t0;
+	int ret;
 
 	while (!READ_ONCE(r->stop)) {
 		if (rand_r(&seed) % 2) {
@@ -1545,7 +1574,10 @@ static void *mrace_convert(void *arg)
 			len = SZ_2M;
 		}
 		/* The host reader may hold a page for a moment. */
-		if (__convert(r->m.fd, rand_r(&seed) % 2, off, len, NULL)) {
+		t0 = mono_ns();
+		ret = __convert(r->m.fd, rand_r(&seed) % 2, off, len, NULL);
+		r->convert_ns += mono_ns() - t0;
+		if (ret) {
 			TEST_ASSERT(errno == EAGAIN, "conversion failed: %s",
 				    strerror(errno));
 			r->eagain++;
@@ -1560,11 +1592,15 @@ static void *mrace_host(void *arg)
 {
 	struct mrace *r = arg;
 	unsigned int seed = 13;
-	uint64_t off, v;
+	uint64_t off, v, t0;
+	bool ok;
 
 	while (!READ_ONCE(r->stop)) {
 		off = (rand_r(&seed) % (MRACE_SIZE / 4096)) * 4096;
-		if (!host_read((uint64_t *)(r->m.mem + off), &v))
+		t0 = mono_ns();
+		ok = host_read((uint64_t *)(r->m.mem + off), &v);
+		r->read_ns += mono_ns() - t0;
+		if (!ok)
 			continue;
 		TEST_ASSERT(race_value_ok(GMEM_GPA + off, v,
 					  READ_ONCE(r->passes) + 1),
@@ -1581,6 +1617,7 @@ static void test_mmap_race(void)
 	struct mrace r = {};
 	unsigned int seed = 17;
 	struct pool p[2];
+	uint64_t t0, hole_us = 0;
 	time_t start;
 
 	if (pool_available(SZ_1G) < 1) {
@@ -1597,13 +1634,20 @@ static void test_mmap_race(void)
 	 * Bounded by passes and holes, and by three minutes for slow
 	 * emulators; past that, it goes on until the vCPU made two passes,
 	 * for ten minutes at most: a livelock fails, a slow host does not.
+	 * A hole costs a merge of the huge page and its refill a split (a
+	 * second each on a debug kernel under TCG): the pause between holes
+	 * is twice the last hole's time at least, so that the others get
+	 * most of the time whatever the host's speed.
 	 */
 	start = time(NULL);
 	while (((READ_ONCE(r.passes) < 8 || r.punches < 10) &&
 		time(NULL) - start < 180) ||
 	       (READ_ONCE(r.passes) < 2 && time(NULL) - start < 600)) {
-		usleep(100000 + rand_r(&seed) % 400000);
+		usleep(100000 + rand_r(&seed) % 400000 + 2 * hole_us);
+		t0 = mono_ns();
 		punch(r.m.fd, 0, SZ_1G, 0);
+		hole_us = (mono_ns() - t0) / 1000;
+		r.punch_ns += hole_us * 1000;
 		r.punches++;
 	}
 	TEST_ASSERT(READ_ONCE(r.passes) >= 2,
@@ -1618,6 +1662,11 @@ static void test_mmap_race(void)
 	pools_settle(p, "after the mmap race");
 	ksft_print_msg("race mmap 1G: %lu KVM_RUN EFAULT, %lu conversions EAGAIN\n",
 		       r.run_efault, r.eagain);
+	ksft_print_msg("race mmap 1G: %ld s; mean us per conversion %lu, host read %lu, hole %lu\n",
+		       (long)(time(NULL) - start),
+		       r.convert_ns / 1000 / (r.conversions ?: 1),
+		       r.read_ns / 1000 / (r.host_reads ?: 1),
+		       r.punch_ns / 1000 / (r.punches ?: 1));
 	ksft_test_result_pass("race mmap 1G: %lu passes, %lu conversions, %lu reads, %lu holes\n",
 			      r.passes, r.conversions, r.host_reads,
 			      r.punches);
