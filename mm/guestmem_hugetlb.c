@@ -24,7 +24,8 @@
  *
  * hugetlb cgroup: the creating task's cgroup is charged with the whole
  * file, on its reservation counter (as hugetlbfs charges a reservation)
- * and on its usage counter, at creation and until the file is destroyed;
+ * and on its usage counter, from creation until the file is destroyed
+ * and the last of its huge pages that a pin kept (an orphan) is freed;
  * creation fails with -ENOMEM if the file exceeds either limit. Faults are
  * never refused for the cgroup (a vCPU cannot take SIGBUS), and split or
  * whole, every page of the file is covered. The folios themselves carry

@@ -191,16 +191,18 @@ static int kvm_gmem_hugetlb_split_order(struct folio *folio,
 /*
  * Split @folio, locked and referenced, to @new_order; the folio is
  * unlocked and released. The host's mappings of a piece go first (it
- * refaults what stays shared); others' passing references are waited out.
+ * refaults what stays shared); others' passing references are waited out
+ * for @tries ticks.
  */
 static int kvm_gmem_hugetlb_split(struct kvm_gmem_inode *gi,
-				  struct folio *folio, unsigned int new_order)
+				  struct folio *folio, unsigned int new_order,
+				  int tries)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
-	int tries = KVM_GMEM_HUGETLB_TRIES, ret;
 	pgoff_t index = folio->index;
 	unsigned long nr = folio_nr_pages(folio);
 	bool hugetlb = folio_test_hugetlb(folio);
+	int ret;
 
 	folio_unlock(folio);
 	folio_put(folio);
@@ -228,10 +230,10 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 					     pgoff_t index, unsigned int flags)
 {
 	struct address_space *mapping = gi->vfs_inode.i_mapping;
+	int tries = KVM_GMEM_HUGETLB_TRIES, ret, new_order;
 	unsigned int order, attrs, st;
 	struct mempolicy *mpol;
 	struct folio *folio;
-	int ret, new_order;
 	pgoff_t ilx;
 
 	for (;;) {
@@ -255,7 +257,18 @@ static struct folio *kvm_gmem_hugetlb_lookup(struct kvm_gmem_inode *gi,
 							 flags);
 		if (new_order < 0)
 			return folio;
-		ret = kvm_gmem_hugetlb_split(gi, folio, new_order);
+		/*
+		 * Held up by a passing reference: look again, as the holder
+		 * may have changed what the folio needs (a vCPU that zeroed
+		 * a piece made it up to date).
+		 */
+		ret = kvm_gmem_hugetlb_split(gi, folio, new_order, 0);
+		if (ret == -EAGAIN && tries--) {
+			if (fatal_signal_pending(current))
+				return ERR_PTR(-EINTR);
+			schedule_timeout_uninterruptible(1);
+			continue;
+		}
 		if (ret)
 			return ERR_PTR(ret);
 	}
@@ -286,9 +299,9 @@ struct folio *kvm_gmem_hugetlb_get_folio(struct kvm_gmem_inode *gi,
  * @index: the page index
  *
  * As kvm_gmem_hugetlb_get_folio(), for lookups that give the host no
- * mapping (a vCPU fault, fallocate): a huge page shared throughout stays
- * its hugetlb folio, which KVM maps whole (and a vCPU's first access
- * zeroes whole, as a private one).
+ * mapping (a vCPU fault or populate, fallocate): a huge page shared
+ * throughout stays its hugetlb folio, which KVM maps whole (and a vCPU's
+ * first access zeroes whole, as a private one).
  *
  * Return: the locked folio holding @index, with a reference, or an
  * ERR_PTR().
@@ -369,7 +382,8 @@ int kvm_gmem_hugetlb_split_range(struct kvm_gmem_inode *gi, pgoff_t start,
 		/* Split it, then look at its pieces from there on. */
 		index = max(folio->index, start);
 		folio_lock(folio);
-		ret = kvm_gmem_hugetlb_split(gi, folio, new_order);
+		ret = kvm_gmem_hugetlb_split(gi, folio, new_order,
+					     KVM_GMEM_HUGETLB_TRIES);
 		if (ret) {
 			*bad = index;
 			return ret;

@@ -738,7 +738,6 @@ static void stats_read(struct kvm_vm *vm, struct stats *st)
 	st->file_huge_kb = meminfo_kb("FileHugePages");
 }
 
-/* KVM's mappings and the file's 2M folios moved by exactly this much. */
 /*
  * A pass over nothing maps the guest's code and stack first; then the
  * guest's passes cover @size, and *@base is read for stats_expect().
@@ -754,6 +753,7 @@ static void stats_after_warm_up(struct mvm *m, uint64_t size,
 	stats_read(m->vm, base);
 }
 
+/* KVM's mappings and the file's 2M folios moved by exactly this much. */
 static void stats_expect(struct kvm_vm *vm, const struct stats *base,
 			 long d4k, long d2m, long d1g, long dhuge_kb,
 			 const char *what)
@@ -1599,9 +1599,9 @@ static void *mrace_host(void *arg)
 		off = (rand_r(&seed) % (MRACE_SIZE / 4096)) * 4096;
 		t0 = mono_ns();
 		ok = host_read((uint64_t *)(r->m.mem + off), &v);
-		r->read_ns += mono_ns() - t0;
 		if (!ok)
 			continue;
+		r->read_ns += mono_ns() - t0;
 		TEST_ASSERT(race_value_ok(GMEM_GPA + off, v,
 					  READ_ONCE(r->passes) + 1),
 			    "host read %#lx at offset %#lx", v, off);
