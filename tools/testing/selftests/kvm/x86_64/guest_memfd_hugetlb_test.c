@@ -1276,14 +1276,11 @@ static void test_shared_pinned(void)
 	int pipefd[2];
 	struct mvm m;
 
-	if (pool_available(SZ_1G) < 1) {
-		ksft_test_result_skip("shared huge pinned: pool too small\n");
+	if (!mvm_create_pooled(&m, &sizes[1], SZ_1G,
+			       GUEST_MEMFD_FLAG_INIT_SHARED, p,
+			       "shared huge pinned"))
 		return;
-	}
-	pools_read(p);
 	base_kb = meminfo_kb("FileHugePages");
-	mvm_create(&m, &sizes[1], SZ_1G, GUEST_MEMFD_FLAG_INIT_SHARED,
-		   guest_code);
 	/*
 	 * The guest uses the page first: it stays a hugetlb folio until the
 	 * host's first access makes it 2M pieces, one per block.
@@ -1526,14 +1523,6 @@ struct mrace {
 	uint64_t convert_ns, read_ns, punch_ns;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static void *mrace_vcpu(void *arg)
 {
 	struct mrace *r = arg;
@@ -1574,9 +1563,9 @@ static void *mrace_convert(void *arg)
 			len = SZ_2M;
 		}
 		/* The host reader may hold a page for a moment. */
-		t0 = mono_ns();
+		t0 = gmem_now_ns();
 		ret = __convert(r->m.fd, rand_r(&seed) % 2, off, len, NULL);
-		r->convert_ns += mono_ns() - t0;
+		r->convert_ns += gmem_now_ns() - t0;
 		if (ret) {
 			TEST_ASSERT(errno == EAGAIN, "conversion failed: %s",
 				    strerror(errno));
@@ -1597,11 +1586,11 @@ static void *mrace_host(void *arg)
 
 	while (!READ_ONCE(r->stop)) {
 		off = (rand_r(&seed) % (MRACE_SIZE / 4096)) * 4096;
-		t0 = mono_ns();
+		t0 = gmem_now_ns();
 		ok = host_read((uint64_t *)(r->m.mem + off), &v);
 		if (!ok)
 			continue;
-		r->read_ns += mono_ns() - t0;
+		r->read_ns += gmem_now_ns() - t0;
 		TEST_ASSERT(race_value_ok(GMEM_GPA + off, v,
 					  READ_ONCE(r->passes) + 1),
 			    "host read %#lx at offset %#lx", v, off);
@@ -1644,9 +1633,9 @@ static void test_mmap_race(void)
 		time(NULL) - start < 180) ||
 	       (READ_ONCE(r.passes) < 2 && time(NULL) - start < 600)) {
 		usleep(100000 + rand_r(&seed) % 400000 + 2 * hole_us);
-		t0 = mono_ns();
+		t0 = gmem_now_ns();
 		punch(r.m.fd, 0, SZ_1G, 0);
-		hole_us = (mono_ns() - t0) / 1000;
+		hole_us = (gmem_now_ns() - t0) / 1000;
 		r.punch_ns += hole_us * 1000;
 		r.punches++;
 	}
