@@ -3,7 +3,7 @@
 #
 # make bisect: prove the series bisectable.  Builds the test-config kernel
 # (warnings are errors) at every commit of the series as "make series"
-# exports it (new files first, then patches/series), in the series
+# exports it (each patch with its new files), in the series
 # worktree, incrementally in $BUILD/obj-bisect.  Run "make series" first.
 # Ends with "N passed, N failed": one verdict per commit.
 set -uo pipefail

@@ -73,3 +73,96 @@ am_patch() {
 	while read -r path blob; do git rm -q -- "$path"; done <<< "$dels"
 	git commit -q --amend --no-edit
 }
+
+# The series.  patches/series lists the patches in order; a line indented
+# under a patch names a new in-tree file (an overlay file) that the patch
+# introduces.  A patch file holds the patch's edits of upstream files and of
+# new files introduced by earlier patches; the files it introduces are not
+# in it: the repository holds each new file as the tip of the series has
+# it, and the version a patch introduces is the tip with the later
+# patches' hunks on it reversed (series_snapshots).
+
+# overlay_files: the repository's new in-tree files, sorted.
+overlay_files() {
+	(cd "$TOP" && git ls-files --cached --others --exclude-standard -- \
+		$OVERLAY_DIRS | while read -r f; do [ -f "$f" ] && echo "$f"; done) |
+		sort
+}
+
+# series_patches: the patch file names, in order.
+series_patches() {
+	awk '/^[^ \t#]/ { print $1 }' "$TOP/patches/series"
+}
+
+# series_introduces PATCH: the new files PATCH introduces.
+series_introduces() {
+	awk -v p="$1" '/^[^ \t#]/ { cur = $1; next }
+		       /^[ \t]+[^ \t#]/ && cur == p { print $1 }' "$TOP/patches/series"
+}
+
+# series_snapshots DIR: check the manifest against the overlay and write,
+# for the i-th patch (from 0), DIR/i/ with the files it introduces as they
+# are at that patch.  Nothing else is touched.
+series_snapshots() {
+	local dir=$1 cur=$1/cur i f p rc=0
+	local -a patches inc
+	mkdir -p "$cur"
+	overlay_files > "$dir/overlay"
+	awk '/^[ \t]+[^ \t#]/ { print $1 }' "$TOP/patches/series" | sort > "$dir/manifest"
+	f=$(uniq -d "$dir/manifest")
+	[ -z "$f" ] || { log "patches/series introduces more than once: $f"; return 1; }
+	f=$(comm -23 "$dir/overlay" "$dir/manifest")
+	[ -z "$f" ] || { log "no patch in patches/series introduces: $f"; return 1; }
+	f=$(comm -13 "$dir/overlay" "$dir/manifest")
+	[ -z "$f" ] || { log "patches/series introduces files the repository does not have: $f"; return 1; }
+	(cd "$TOP" && tar -cf - -T "$dir/overlay") | tar -xf - -C "$cur"
+	while read -r f; do inc+=("--include=$f"); done < "$dir/overlay"
+	mapfile -t patches < <(series_patches)
+	for ((i = ${#patches[@]} - 1; i >= 0; i--)); do
+		p=${patches[i]}
+		[ -f "$TOP/patches/$p" ] || { log "patches/series names $p, which does not exist"; return 1; }
+		mkdir -p "$dir/$i"
+		while read -r f; do
+			[ -n "$f" ] || continue
+			mkdir -p "$dir/$i/$(dirname "$f")"
+			mv "$cur/$f" "$dir/$i/$f"
+		done < <(series_introduces "$p")
+		# Outside any git repository, git apply works like patch(1).
+		if ! (cd "$cur" && GIT_CEILING_DIRECTORIES=$dir git apply -R \
+			"${inc[@]}" "$TOP/patches/$p") >&2; then
+			log "$p: its hunks on new files do not reverse-apply to the files of the tip"
+			rc=1
+			break
+		fi
+	done
+	rm -rf "$cur"
+	return $rc
+}
+
+# build_series: in the current directory, a git tree at the series' base
+# with nothing to commit, commit the series: each patch with the new files
+# it introduces.  The new files end as the repository has them.
+build_series() {
+	local scratch i=0 p f
+	scratch=$(mktemp -d)
+	series_snapshots "$scratch" || { rm -rf "$scratch"; return 1; }
+	while read -r p; do
+		if ! am_patch "$TOP/patches/$p"; then
+			git am --abort >/dev/null 2>&1 || true
+			log "patch $p does not apply"
+			rm -rf "$scratch"
+			return 1
+		fi
+		if [ -n "$(ls -A "$scratch/$i")" ]; then
+			cp -a "$scratch/$i/." .
+			(cd "$scratch/$i" && find . -type f | sed 's|^\./||') |
+				xargs git add -f --
+			git commit -q --amend --no-edit
+		fi
+		i=$((i + 1))
+	done < <(series_patches)
+	while read -r f; do
+		cmp -s "$TOP/$f" "$f" || { log "the series ends with a different $f"; rm -rf "$scratch"; return 1; }
+	done < "$scratch/overlay"
+	rm -rf "$scratch"
+}

@@ -3,14 +3,10 @@
 #
 # make series: export the whole series as a numbered "git format-patch" set
 # with a cover letter in $BUILD/series/, built in a throw-away worktree so the
-# build tree is not touched:
-#
-#   0001       the project's new in-tree files (nothing builds them yet,
-#              so the series stays bisectable)
-#   0002...    patches/series, in order
-#
+# build tree is not touched: patches/series in order, each patch with the
+# new files it introduces (build_series in lib.sh),
 # then run scripts/checkpatch.pl --strict on every patch and on every new
-# file.  Exit status 1 if checkpatch finds anything.
+# file as the tip has it.  Exit status 1 if checkpatch finds anything.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,17 +19,8 @@ rm -rf "$out"
 mkdir -p "$out"
 
 cd "$wt"
-mapfile -t new < <(cd "$TOP" && git ls-files --cached --others --exclude-standard \
-	-- $OVERLAY_DIRS)
-if [ "${#new[@]}" -gt 0 ]; then
-	(cd "$TOP" && tar -cf - "${new[@]}") | tar -xf -
-	git add -f -- "${new[@]}"
-	git commit -q -s -F "$TOP/patches/new-files.msg"
-fi
-while read -r p; do
-	case "$p" in ''|\#*) continue ;; esac
-	am_patch "$TOP/patches/$p" || { git am --abort; die "$p does not apply"; }
-done < "$TOP/patches/series"
+mapfile -t new < <(overlay_files)
+build_series || die "the series does not build up to the repository's new files"
 
 n=$(git rev-list --count base..HEAD)
 [ "$n" -gt 0 ] || die "the series is empty: no new files and no patches"
@@ -57,8 +44,8 @@ export PATH=/usr/bin:$PATH
 bad=0
 for p in "$out"/0*.patch; do
 	[ "$p" = "$cover" ] && continue
-	# The new-files patch adds files by design; MAINTAINERS coverage of
-	# virt/kvm/ and tools/testing/ is upstream's KVM entry.
+	# MAINTAINERS coverage of the new files under virt/kvm/, mm/ and
+	# tools/testing/ is upstream's KVM and memory management entries.
 	if ! ./scripts/checkpatch.pl --strict --no-summary -q \
 		--ignore FILE_PATH_CHANGES "$p" >"$p.checkpatch" 2>&1; then
 		bad=1

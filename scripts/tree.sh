@@ -5,16 +5,20 @@
 # are built from:
 #
 #   base commit   Debian's linux-source-6.12 tarball, extracted once
-#   + commits     patches/series applied in order with "git am" (edits to
-#                 existing upstream files), re-applied only when the series
-#                 or one of its patches changed
-#   + overlay     new in-tree files of this repository (see OVERLAY_DIRS),
-#                 copied over as untracked files; unchanged files keep their
-#                 mtime so that the kernel build stays incremental
+#   + commits     the series: patches/series applied in order with "git am",
+#                 each patch committed together with the new files it
+#                 introduces (see build_series in lib.sh); rebuilt only when
+#                 the series or one of its patches changed, or on
+#                 "tree.sh rebuild"
+#   + overlay     the repository's new in-tree files (see OVERLAY_DIRS)
+#                 copied over the tip; unchanged files keep their mtime so
+#                 that the kernel build stays incremental.  An edit that is
+#                 not in the series yet shows as a change of the work tree.
 #
 # Any reject fails loudly.  "tree.sh export" writes the commits on top of
-# the base back to patches/ (after editing upstream files in build/linux
-# and committing there).
+# the base back to patches/ and patches/series, and the new files of the
+# tip back to the repository (after editing and committing in build/linux,
+# e.g. "git commit --fixup" and "git rebase -i --autosquash base").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -46,32 +50,16 @@ extract() {
 }
 
 series_hash() {
-	(cd "$TOP/patches" && cat series &&
-		sed -e '/^\s*#/d' -e '/^\s*$/d' series | xargs -r cat) |
+	(cd "$TOP/patches" && cat series && series_patches | xargs -r cat) |
 		sha1sum | cut -d' ' -f1
 }
 
 apply_series() {
-	local p n=0
 	cd "$SRC"
 	git am --abort >/dev/null 2>&1 || true
 	git reset -q --hard base
-	while read -r p; do
-		case "$p" in ''|\#*) continue ;; esac
-		[ -f "$TOP/patches/$p" ] || die "patches/series names $p, which does not exist"
-		if ! am_patch "$TOP/patches/$p"; then
-			git am --abort >/dev/null 2>&1 || true
-			die "patch $p does not apply to $(cat "$stampdir/base-version")"
-		fi
-		n=$((n + 1))
-	done < "$TOP/patches/series"
-	log "applied $n patch(es) from patches/series"
-}
-
-overlay_files() {
-	(cd "$TOP" && git ls-files --cached --others --exclude-standard -- \
-		$OVERLAY_DIRS | while read -r f; do [ -f "$f" ] && echo "$f"; done) |
-		sort
+	build_series || die "the series does not build up to the repository's new files"
+	log "applied $(git rev-list --count base..HEAD) patch(es) from patches/series"
 }
 
 sync_overlay() {
@@ -82,9 +70,9 @@ sync_overlay() {
 	cd "$SRC"
 	# The overlay only adds files: upstream files change through patches/.
 	while read -r f; do
-		if git cat-file -e "HEAD:$f" 2>/dev/null; then
+		if git cat-file -e "base:$f" 2>/dev/null; then
 			rm -f "$new"
-			die "overlay file $f exists in the patched tree; change it with a patch in patches/"
+			die "overlay file $f exists upstream; change it with a patch in patches/"
 		fi
 	done < "$new"
 	# Files dropped from the overlay since the last run go away.
@@ -98,16 +86,48 @@ sync_overlay() {
 
 export_series() {
 	cd "$SRC"
-	local out=$TOP/patches
+	local out=$TOP/patches tmp c f i=0 name
+	local -a added ex
 	git diff --quiet HEAD -- || die "uncommitted changes to tracked files in $SRC"
-	find "$out" -name '*.patch' -delete
-	git format-patch -q -D --no-signature --zero-commit -N -o "$out" base..HEAD
-	(echo "# Applied in order on top of BASE by scripts/tree.sh."
-	 cd "$out" && ls -1 -- *.patch 2>/dev/null || true) > "$out/series"
+	# The repository's new files must be what the work tree has, or the
+	# export would overwrite edits not copied over yet.
+	while read -r f; do
+		cmp -s "$TOP/$f" "$SRC/$f" || die "$f differs from $SRC/$f: run scripts/tree.sh and commit the change there"
+	done < <(overlay_files)
+	tmp=$(mktemp -d)
+	echo "# Applied in order on top of BASE by scripts/tree.sh; an indented line" > "$tmp/series"
+	echo "# names a new file the patch above introduces." >> "$tmp/series"
+	for c in $(git rev-list --reverse base..HEAD); do
+		i=$((i + 1))
+		mapfile -t added < <(git diff-tree -r --no-commit-id --no-renames \
+			--diff-filter=A --name-only "$c")
+		ex=()
+		for f in "${added[@]}"; do ex+=(":(exclude)$f"); done
+		git format-patch -q -D --no-renames --no-signature --zero-commit -N \
+			--start-number "$i" -o "$tmp" -1 "$c" -- . "${ex[@]}"
+		name=$(cd "$tmp" && ls -1 -- "$(printf %04d "$i")"-*.patch 2>/dev/null) ||
+			die "$(git log -1 --format=%s "$c"): only adds files; commit them with the change that builds them"
+		echo "$name" >> "$tmp/series"
+		for f in "${added[@]}"; do printf '\t%s\n' "$f" >> "$tmp/series"; done
+	done
+	find "$out" -maxdepth 1 -name '*.patch' -delete
+	mv "$tmp"/*.patch "$out/"
+	mv "$tmp/series" "$out/series"
+	rmdir "$tmp"
+	# The new files of the tip go back to the repository.
+	mapfile -t added < <(git diff --no-renames --diff-filter=A --name-only base HEAD)
+	for f in "${added[@]}"; do
+		if ! cmp -s "$f" "$TOP/$f"; then
+			mkdir -p "$TOP/$(dirname "$f")"
+			cp "$f" "$TOP/$f"
+			log "updated $f"
+		fi
+	done
+	comm -23 <(overlay_files) <(printf '%s\n' "${added[@]}" | sort) |
+		while read -r f; do rm -f "$TOP/$f"; log "removed $f (in no commit)"; done
 	series_hash > "$stampdir/series-hash"
-	log "exported $(grep -c '\.patch$' "$out/series" || true) patch(es) to patches/"
+	log "exported $i patch(es) to patches/"
 }
-
 
 main() {
 	"$TOP/scripts/deps.sh"
@@ -126,6 +146,7 @@ main() {
 
 case "${1:-}" in
 export) export_series ;;
+rebuild) : > "$stampdir/series-hash"; main ;;
 "") main ;;
-*) die "usage: $0 [export]" ;;
+*) die "usage: $0 [export|rebuild]" ;;
 esac

@@ -149,9 +149,15 @@ void kvm_gmem_invalidate(struct kvm_gmem_inode *gi, pgoff_t start,
 
 long kvm_gmem_set_attributes(struct file *file, void __user *argp);
 
+/* inode.c */
+extern const struct file_operations kvm_gmem_fops;
 struct folio *kvm_gmem_get_folio(struct inode *inode, pgoff_t index);
-vm_fault_t kvm_gmem_fault_error(struct kvm_gmem_inode *gi, int err);
 void kvm_gmem_zero_folio(struct folio *folio);
+
+/* mmap.c */
+int kvm_gmem_mmap(struct file *file, struct vm_area_struct *vma);
+vm_fault_t kvm_gmem_fault_error(struct kvm_gmem_inode *gi, int err);
+bool kvm_gmem_piece_poisoned(struct folio *folio);
 
 #if defined(CONFIG_KVM_GMEM_USERFAULT) && defined(CONFIG_USERFAULTFD)
 struct vm_uffd_ops;
