@@ -40,7 +40,6 @@ static struct kmem_cache *kvm_gmem_inode_cache;
  */
 static struct module *kvm_gmem_owner;
 
-
 /*
  * The up-to-date flag means "zeroed (or populated) and prepared": the page
  * holds no stale host data. It stays set for the life of the folio, so
