@@ -23,6 +23,7 @@
 #include "bench.h"
 
 #include "../../../virt/kvm/guest_memfd/state.c"
+#include "../../../virt/kvm/guest_memfd/missing.c"
 
 #define GIG	BIT(18)		/* pages */
 #define WINDOW	(4 * GIG)	/* the populated window of every file */

@@ -19,6 +19,7 @@
 #include "alloc.h"
 
 #include "../../../virt/kvm/guest_memfd/state.c"
+#include "../../../virt/kvm/guest_memfd/missing.c"
 
 static unsigned long long seed;
 static unsigned long random_ops = 1000000;

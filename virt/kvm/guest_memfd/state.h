@@ -30,6 +30,7 @@
 
 #include <linux/types.h>
 #include <linux/bitops.h>
+#include <linux/gfp_types.h>
 #include <linux/compiler.h>
 #include <linux/maple_tree.h>
 #include <linux/rcupdate.h>
@@ -46,33 +47,24 @@
 /* Lookup result only: the page's contents are not here yet. */
 #define KVM_GMEM_STATE_MISSING		0x80u
 
+/* Allocations of the state map are charged to the file's creator. */
+#define KVM_GMEM_STATE_GFP		GFP_KERNEL_ACCOUNT
+
 #define KVM_GMEM_STATE_ORDER_2M		9
 #define KVM_GMEM_STATE_ORDER_1G		18
 #define KVM_GMEM_BLOCK_PAGES		BIT(KVM_GMEM_STATE_ORDER_2M)
 #define KVM_GMEM_GIG_PAGES		BIT(KVM_GMEM_STATE_ORDER_1G)
 #define KVM_GMEM_BLOCKS_PER_GIG		(KVM_GMEM_GIG_PAGES / KVM_GMEM_BLOCK_PAGES)
-#define KVM_GMEM_UF_LEAF_BYTES		(KVM_GMEM_GIG_PAGES / 8)
 
 /*
- * Largest file whose userfault bits and 1G state table can be kept, in 1G
- * units (1 PiB).
+ * Largest file whose 1G state table (and userfault bits) can be kept, in
+ * 1G units (1 PiB).
  */
-#define KVM_GMEM_UF_MAX_GIGS		BIT(20)
+#define KVM_GMEM_MAX_GIGS		BIT(20)
 
 struct kvm_gmem_state_tree;
 struct kvm_gmem_blk_leaf;
-
-/* Userfault bits of one 1G block. */
-struct kvm_gmem_uf_gig {
-	unsigned long *bits;	/* 32 KiB, NULL until a page is set */
-	unsigned long sum2m[KVM_GMEM_BLOCKS_PER_GIG / BITS_PER_LONG];
-};
-
-struct kvm_gmem_uf {
-	unsigned long nr_gigs;
-	unsigned long *sum1g;	/* points behind gig[] */
-	struct kvm_gmem_uf_gig gig[];
-};
+struct kvm_gmem_uf;
 
 /**
  * struct kvm_gmem_state - page state of one guest_memfd inode
@@ -87,7 +79,7 @@ struct kvm_gmem_uf {
  * @gig_state: per 1G block of the file, the state plus one if @tree holds
  *	a single value entry over the whole block, else 0; written by writers
  *	after the tree, read locklessly by kvm_gmem_state_lookup(). NULL for
- *	files larger than KVM_GMEM_UF_MAX_GIGS.
+ *	files larger than KVM_GMEM_MAX_GIGS.
  * @gig_blk: per 1G block, NULL until the block first stops being
  *	uniform, then its leaf: per 2M block the state plus one if the block
  *	has one state, else 0 and the block's chunk; while the 1G block is
@@ -126,13 +118,6 @@ struct kvm_gmem_state_stats {
 	unsigned long chunks;
 	unsigned long uf_leaves;
 	unsigned long bytes;
-};
-
-/* Result of kvm_gmem_state_clear_missing_one(). */
-enum kvm_gmem_uf_clear {
-	KVM_GMEM_UF_NOT_MISSING = 0,	/* the page was not missing */
-	KVM_GMEM_UF_CLEARED,		/* cleared, nobody waits */
-	KVM_GMEM_UF_WAKE,		/* cleared, caller must wake waiters */
 };
 
 /**
@@ -193,102 +178,14 @@ void kvm_gmem_state_destroy(struct kvm_gmem_state *s);
 int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 			  pgoff_t end, unsigned int set, unsigned int clear);
 
-/**
- * kvm_gmem_state_set_missing() - mark a range's contents as missing
- * @s: the state
- * @start: first page
- * @end: page after the last one
- *
- * Allocates userfault leaves as needed; on -ENOMEM nothing changes.
- *
- * Context: the caller holds @s->lock for write. May sleep.
- * Return: 0, -EINVAL or -ENOMEM.
+/*
+ * kvm_gmem_state_lookup() and kvm_gmem_state_lookup_attrs() in one: @mask
+ * says which KVM_GMEM_STATE_* bits the caller asks for; the order of the
+ * result is that of the block uniform in those bits.
  */
-int kvm_gmem_state_set_missing(struct kvm_gmem_state *s, pgoff_t start,
-			       pgoff_t end);
-
-/**
- * kvm_gmem_state_clear_missing() - mark a range's contents as present
- * @s: the state
- * @start: first page
- * @end: page after the last one
- *
- * Never allocates. The caller wakes waiters if the result says so.
- *
- * Context: the caller holds @s->lock for write.
- * Return: true if waiters must be woken, false otherwise.
- */
-bool kvm_gmem_state_clear_missing(struct kvm_gmem_state *s, pgoff_t start,
-				  pgoff_t end);
-
-void __kvm_gmem_state_trim_missing(struct kvm_gmem_state *s, pgoff_t index);
-
-/**
- * kvm_gmem_state_clear_missing_one() - mark one page present (post-copy)
- * @s: the state
- * @index: the page
- *
- * The critical path of post-copy, inline: one atomic bit operation, a
- * summary update (out of line, under @s->uf_lock) only when the page was
- * the last missing one of its word, and one read of the waiter count. No
- * allocation, no sleeping lock, no writer lock; safe against concurrent
- * clears, sets and lookups.
- *
- * Return: whether the page was missing and whether waiters must be woken.
- */
-static inline enum kvm_gmem_uf_clear
-kvm_gmem_state_clear_missing_one(struct kvm_gmem_state *s, pgoff_t index)
-{
-	/* Pairs with smp_store_release() of s->uf in set_missing. */
-	struct kvm_gmem_uf *uf = smp_load_acquire(&s->uf);
-	unsigned long g = index >> KVM_GMEM_STATE_ORDER_1G;
-	unsigned long off = index & (KVM_GMEM_GIG_PAGES - 1);
-	unsigned long *bits;
-
-	if (!uf || g >= uf->nr_gigs)
-		return KVM_GMEM_UF_NOT_MISSING;
-	/* Pairs with smp_store_release() of the zeroed leaf in set_missing. */
-	bits = smp_load_acquire(&uf->gig[g].bits);
-	if (!bits)
-		return KVM_GMEM_UF_NOT_MISSING;
-	bits += BIT_WORD(off);
-	if (!test_and_clear_bit(off % BITS_PER_LONG, bits))
-		return KVM_GMEM_UF_NOT_MISSING;
-
-	/*
-	 * Of concurrent clears of one word, the last one in the word's
-	 * modification order reads it back as zero, so one of them trims the
-	 * summary; a stale non-zero read only leaves the summary set.
-	 */
-	if (unlikely(!READ_ONCE(*bits)))
-		__kvm_gmem_state_trim_missing(s, index);
-
-	/* test_and_clear_bit() is fully ordered: see wait_prepare. */
-	return atomic_read(&s->uf_waiters) ? KVM_GMEM_UF_WAKE :
-					     KVM_GMEM_UF_CLEARED;
-}
-
-/**
- * kvm_gmem_state_wait_prepare() - announce a waiter for a missing page
- * @s: the state
- *
- * Call before the final re-check of the missing bit and before sleeping on
- * the caller's wait queue; pairs with the fully ordered bit clear in
- * kvm_gmem_state_clear_missing_one(), so either the waiter sees the page
- * present or the clearer sees the waiter.
- */
-void kvm_gmem_state_wait_prepare(struct kvm_gmem_state *s);
-
-/**
- * kvm_gmem_state_wait_finish() - retract a kvm_gmem_state_wait_prepare()
- * @s: the state
- */
-void kvm_gmem_state_wait_finish(struct kvm_gmem_state *s);
-
-/* kvm_gmem_state_lookup() and kvm_gmem_state_lookup_attrs() in one. */
 unsigned int __kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
 				     unsigned int max_order,
-				     unsigned int *order, bool missing);
+				     unsigned int *order, unsigned int mask);
 
 /**
  * kvm_gmem_state_lookup() - the one lookup
@@ -307,7 +204,8 @@ static inline unsigned int kvm_gmem_state_lookup(struct kvm_gmem_state *s,
 						 unsigned int max_order,
 						 unsigned int *order)
 {
-	return __kvm_gmem_state_lookup(s, index, max_order, order, true);
+	return __kvm_gmem_state_lookup(s, index, max_order, order,
+				       KVM_GMEM_STATE_MASK | KVM_GMEM_STATE_MISSING);
 }
 
 /**
@@ -329,7 +227,8 @@ static inline unsigned int
 kvm_gmem_state_lookup_attrs(struct kvm_gmem_state *s, pgoff_t index,
 			    unsigned int max_order, unsigned int *order)
 {
-	return __kvm_gmem_state_lookup(s, index, max_order, order, false);
+	return __kvm_gmem_state_lookup(s, index, max_order, order,
+				       KVM_GMEM_STATE_MASK);
 }
 
 /**

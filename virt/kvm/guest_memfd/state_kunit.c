@@ -11,7 +11,7 @@
 #include <linux/random.h>
 #include <linux/string.h>
 
-#include "state.h"
+#include "missing.h"
 
 static u64 gmem_kunit_seed;
 module_param_named(gmem_state_seed, gmem_kunit_seed, ullong, 0444);

@@ -183,7 +183,7 @@ static void gt_runs_add(struct gt_runs *r, pgoff_t start, pgoff_t end,
 /* Whether a file of @nr pages has the 1G table (and so 1G leaves). */
 static bool gt_has_table(pgoff_t nr)
 {
-	return DIV_ROUND_UP(nr, KVM_GMEM_GIG_PAGES) <= KVM_GMEM_UF_MAX_GIGS;
+	return DIV_ROUND_UP(nr, KVM_GMEM_GIG_PAGES) <= KVM_GMEM_MAX_GIGS;
 }
 
 /*
@@ -612,7 +612,7 @@ static bool test_huge_files(void *ctx)
 			return false;
 
 		/* Userfault bits near the end where the table fits. */
-		if (nr / B1G < KVM_GMEM_UF_MAX_GIGS) {
+		if (nr / B1G < KVM_GMEM_MAX_GIGS) {
 			if (!gt_check_eq(ctx, gt_set_missing(&f, nr - B1G - 3, nr - 2), 0))
 				return false;
 			/* Part of [a, b) is missing now. */

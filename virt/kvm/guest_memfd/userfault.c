@@ -52,6 +52,7 @@
 #include <linux/wait.h>
 
 #include "gmem.h"
+#include "missing.h"
 
 /* Ranges copied from userspace at a time: no allocation on the clear path. */
 #define KVM_GMEM_UF_BATCH	16
