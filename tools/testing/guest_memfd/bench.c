@@ -30,7 +30,7 @@
 
 static const char * const impl_name[] = { "state", "xarray", "bitmap" };
 static const char * const op_name[] = {
-	"lookup", "uf_clear", "convert", "convert_1g", "lookup_chunk",
+	"lookup", "convert", "convert_1g", "lookup_chunk", "uf_clear",
 };
 
 struct bench {

@@ -13,7 +13,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 impls=(state xarray bitmap)
-ops=(lookup uf_clear convert convert_1g lookup_chunk)
+ops=(lookup convert convert_1g lookup_chunk uf_clear)
 echo
 echo "instructions/op (callgrind; loop overhead of about 20 Ir included; the"
 echo "uf_clear rows call the state's inline fast path and clear_bit() alike"
@@ -26,8 +26,8 @@ for size in $((1 << 28)) $((1 << 20)); do
 		printf "  %-12s" "${ops[$op]}"
 		for impl in 0 1 2; do
 			n=20000
-			[ $op = 3 ] && n=8
-			[ $op = 3 ] && [ $impl = 1 ] && n=2
+			[ $op = 2 ] && n=8
+			[ $op = 2 ] && [ $impl = 1 ] && n=2
 			out=$(mktemp)
 			valgrind --tool=callgrind --collect-atstart=no \
 				--callgrind-out-file="$out" \

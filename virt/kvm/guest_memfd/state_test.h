@@ -17,7 +17,6 @@
  * the case says), from index 0:
  *   .  private            S  shared
  *   g  guest-shared only  G  shared and guest-shared
- *   M  (missing line)     contents missing
  */
 #ifndef __KVM_GMEM_STATE_TEST_H
 #define __KVM_GMEM_STATE_TEST_H
@@ -333,25 +332,20 @@ static bool gt_check_runs(void *ctx, struct gt_file *f, const struct gt_runs *r)
 	return true;
 }
 
-/* Runs of a diagram line (one char per @unit pages), missing line optional. */
-static void gt_diagram_runs(struct gt_runs *r, const char *d, const char *m,
-			    pgoff_t unit, pgoff_t nr)
+/* Runs of a diagram line (one char per @unit pages). */
+static void gt_diagram_runs(struct gt_runs *r, const char *d, pgoff_t unit,
+			    pgoff_t nr)
 {
 	unsigned long i, len = strlen(d);
 
 	r->nr = 0;
-	for (i = 0; i < len; i++) {
-		unsigned int st = gt_char_state(d[i]);
-
-		if (m && m[i] == 'M')
-			st |= GT_MISSING;
-		gt_runs_add(r, i * unit, min((i + 1) * unit, nr), st);
-	}
+	for (i = 0; i < len; i++)
+		gt_runs_add(r, i * unit, min((i + 1) * unit, nr),
+			    gt_char_state(d[i]));
 }
 
 /* Build a file in the state of a diagram, starting from all private. */
-static int gt_open_diagram(struct gt_file *f, const char *d, const char *m,
-			   pgoff_t unit)
+static int gt_open_diagram(struct gt_file *f, const char *d, pgoff_t unit)
 {
 	unsigned long i, len = strlen(d);
 	int ret;
@@ -364,8 +358,6 @@ static int gt_open_diagram(struct gt_file *f, const char *d, const char *m,
 
 		if (st)
 			ret = gt_update(f, i * unit, (i + 1) * unit, st, 0);
-		if (!ret && m && m[i] == 'M')
-			ret = gt_set_missing(f, i * unit, (i + 1) * unit);
 	}
 	if (ret)
 		gt_close(f);
@@ -441,15 +433,15 @@ static bool gt_one_diagram(void *ctx, const struct gt_diagram_case *c)
 			os = i;
 		oe = i + 1;
 	}
-	if (!gt_check_eq(ctx, gt_open_diagram(&f, c->before, NULL, c->unit), 0))
+	if (!gt_check_eq(ctx, gt_open_diagram(&f, c->before, c->unit), 0))
 		return false;
-	gt_diagram_runs(&r, c->before, NULL, c->unit, f.nr);
+	gt_diagram_runs(&r, c->before, c->unit, f.nr);
 	if (!gt_check_call(ctx, gt_check_runs(ctx, &f, &r)))
 		return false;
 	if (!gt_check_eq(ctx, gt_update(&f, os * c->unit, oe * c->unit, c->set,
 					c->clear), 0))
 		return false;
-	gt_diagram_runs(&r, c->after, NULL, c->unit, f.nr);
+	gt_diagram_runs(&r, c->after, c->unit, f.nr);
 	if (!gt_check_call(ctx, gt_check_runs(ctx, &f, &r)))
 		return false;
 	if (!gt_check_eq(ctx, gt_stats(&f).tree_entries, c->entries))
