@@ -90,7 +90,6 @@
  * covers whole 2M blocks and a chunk exactly one, the walk needs the span
  * of the entry only for a 1G order. The tables cost 9 bytes per GiB of
  * file plus 4.5 KiB per GiB that was ever not uniform.
- *
  */
 #include "internal.h"
 #include "missing.h"
