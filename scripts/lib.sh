@@ -102,40 +102,56 @@ series_introduces() {
 
 # series_snapshots DIR: check the manifest against the overlay and write,
 # for the i-th patch (from 0), DIR/i/ with the files it introduces as they
-# are at that patch.  Nothing else is touched.
+# are at that patch.  Nothing else is touched.  Returns 1 on any error
+# (callers use "|| die", under which set -e does not act).
 series_snapshots() {
-	local dir=$1 cur=$1/cur i f p rc=0
+	local dir=$1 cur=$1/cur i f p
 	local -a patches inc
-	mkdir -p "$cur"
-	overlay_files > "$dir/overlay"
-	awk '/^[ \t]+[^ \t#]/ { print $1 }' "$TOP/patches/series" | sort > "$dir/manifest"
+	mkdir -p "$cur" || return 1
+	overlay_files > "$dir/overlay" || return 1
+	awk '/^[ \t]+[^ \t#]/ { print $1 }' "$TOP/patches/series" | sort > "$dir/manifest" || return 1
 	f=$(uniq -d "$dir/manifest")
 	[ -z "$f" ] || { log "patches/series introduces more than once: $f"; return 1; }
 	f=$(comm -23 "$dir/overlay" "$dir/manifest")
 	[ -z "$f" ] || { log "no patch in patches/series introduces: $f"; return 1; }
 	f=$(comm -13 "$dir/overlay" "$dir/manifest")
 	[ -z "$f" ] || { log "patches/series introduces files the repository does not have: $f"; return 1; }
-	(cd "$TOP" && tar -cf - -T "$dir/overlay") | tar -xf - -C "$cur"
+	f=$(grep -n '[[:space:]*?[]' "$dir/overlay" || true)
+	[ -z "$f" ] || { log "new file names with blanks or glob characters are not supported: $f"; return 1; }
+	# -m: extracted files get the current time, never the repository's
+	# older mtimes (make would keep stale objects).
+	(cd "$TOP" && tar -cf - -T "$dir/overlay") | tar -xmf - -C "$cur" || return 1
 	while read -r f; do inc+=("--include=$f"); done < "$dir/overlay"
 	mapfile -t patches < <(series_patches)
 	for ((i = ${#patches[@]} - 1; i >= 0; i--)); do
 		p=${patches[i]}
 		[ -f "$TOP/patches/$p" ] || { log "patches/series names $p, which does not exist"; return 1; }
-		mkdir -p "$dir/$i"
+		mkdir -p "$dir/$i" || return 1
 		while read -r f; do
 			[ -n "$f" ] || continue
-			mkdir -p "$dir/$i/$(dirname "$f")"
-			mv "$cur/$f" "$dir/$i/$f"
+			mkdir -p "$dir/$i/$(dirname "$f")" || return 1
+			mv "$cur/$f" "$dir/$i/$f" || return 1
 		done < <(series_introduces "$p")
-		# Outside any git repository, git apply works like patch(1).
-		if ! (cd "$cur" && GIT_CEILING_DIRECTORIES=$dir git apply -R \
-			"${inc[@]}" "$TOP/patches/$p") >&2; then
+		# Outside any git repository (whatever the environment says),
+		# git apply works like patch(1).
+		if ! (cd "$cur" && env -u GIT_DIR -u GIT_WORK_TREE \
+			GIT_CEILING_DIRECTORIES="$dir" git apply -R "${inc[@]}" \
+			"$TOP/patches/$p") >&2; then
 			log "$p: its hunks on new files do not reverse-apply to the files of the tip"
-			rc=1
-			break
+			return 1
 		fi
 	done
+	f=$(cd "$cur" && find . -type f | head -5)
+	[ -z "$f" ] || { log "files left after reversing every patch: $f"; return 1; }
 	rm -rf "$cur"
+}
+
+# check_series: series_snapshots into a scratch directory, as a check.
+check_series() {
+	local scratch rc=0
+	scratch=$(mktemp -d)
+	series_snapshots "$scratch" || rc=1
+	rm -rf "$scratch"
 	return $rc
 }
 
@@ -143,7 +159,7 @@ series_snapshots() {
 # with nothing to commit, commit the series: each patch with the new files
 # it introduces.  The new files end as the repository has them.
 build_series() {
-	local scratch i=0 p f
+	local scratch i=0 p f rc=1
 	scratch=$(mktemp -d)
 	series_snapshots "$scratch" || { rm -rf "$scratch"; return 1; }
 	while read -r p; do
@@ -154,15 +170,26 @@ build_series() {
 			return 1
 		fi
 		if [ -n "$(ls -A "$scratch/$i")" ]; then
-			cp -a "$scratch/$i/." .
-			(cd "$scratch/$i" && find . -type f | sed 's|^\./||') |
-				xargs git add -f --
-			git commit -q --amend --no-edit
+			while read -r f; do
+				if git cat-file -e "base:$f" 2>/dev/null; then
+					log "$p introduces $f, which exists upstream"
+					rm -rf "$scratch"
+					return 1
+				fi
+			done < <(cd "$scratch/$i" && find . -type f | sed 's|^\./||')
+			# No -a: the files get the current time (see above).
+			cp -R --preserve=mode "$scratch/$i/." . &&
+			(cd "$scratch/$i" && find . -type f -print0 | sed -z 's|^\./||') |
+				xargs -0 git add -f -- &&
+			git commit -q --amend --no-edit || { rm -rf "$scratch"; return 1; }
 		fi
 		i=$((i + 1))
 	done < <(series_patches)
+	rc=0
 	while read -r f; do
-		cmp -s "$TOP/$f" "$f" || { log "the series ends with a different $f"; rm -rf "$scratch"; return 1; }
+		cmp -s "$TOP/$f" "$f" && git cat-file -e "HEAD:$f" 2>/dev/null ||
+			{ log "the series ends with a different $f, or without it"; rc=1; }
 	done < "$scratch/overlay"
 	rm -rf "$scratch"
+	return $rc
 }

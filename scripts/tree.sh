@@ -62,6 +62,11 @@ apply_series() {
 	log "applied $(git rev-list --count base..HEAD) patch(es) from patches/series"
 }
 
+# overlay_sums: "checksum  path" of the repository's new files.
+overlay_sums() {
+	(cd "$TOP" && overlay_files | tr '\n' '\0' | xargs -0 -r sha1sum)
+}
+
 sync_overlay() {
 	local f new old
 	new=$(mktemp)
@@ -81,19 +86,26 @@ sync_overlay() {
 	# than the last build (make compares mtimes); unchanged ones keep theirs.
 	rsync -rlp --checksum --files-from="$new" "$TOP/" "$SRC/"
 	mv "$new" "$old"
+	# What was copied, so that "tree.sh export" can tell an edit of the
+	# repository's copy since (which it must not overwrite) from one made
+	# and committed in $SRC.
+	overlay_sums > "$stampdir/overlay-sums"
 	log "overlay: $(wc -l < "$old") new file(s)"
 }
 
 export_series() {
 	cd "$SRC"
 	local out=$TOP/patches tmp c f i=0 name
-	local -a added ex
+	local -a added gone ex
 	git diff --quiet HEAD -- || die "uncommitted changes to tracked files in $SRC"
-	# The repository's new files must be what the work tree has, or the
-	# export would overwrite edits not copied over yet.
-	while read -r f; do
-		cmp -s "$TOP/$f" "$SRC/$f" || die "$f differs from $SRC/$f: run scripts/tree.sh and commit the change there"
-	done < <(overlay_files)
+	# A new file that only the work tree has would be lost.
+	f=$(git status --porcelain -uall -- $OVERLAY_DIRS | grep '^??' || true)
+	[ -z "$f" ] || die "untracked files in $SRC: commit them into the series or remove them: $f"
+	# The repository's copies must be what the last sync copied, or the
+	# export would overwrite edits made there since.
+	[ -f "$stampdir/overlay-sums" ] || die "no record of the last sync: run scripts/tree.sh first"
+	overlay_sums | cmp -s - "$stampdir/overlay-sums" ||
+		die "new files in $TOP changed since the last scripts/tree.sh: run it, commit the change in $SRC, then export"
 	tmp=$(mktemp -d)
 	echo "# Applied in order on top of BASE by scripts/tree.sh; an indented line" > "$tmp/series"
 	echo "# names a new file the patch above introduces." >> "$tmp/series"
@@ -101,21 +113,34 @@ export_series() {
 		i=$((i + 1))
 		mapfile -t added < <(git diff-tree -r --no-commit-id --no-renames \
 			--diff-filter=A --name-only "$c")
+		# A new file lives from the patch that introduces it to the tip.
+		mapfile -t gone < <(git diff-tree -r --no-commit-id --no-renames \
+			--diff-filter=D --name-only "$c")
+		for f in "${gone[@]}"; do
+			git cat-file -e "base:$f" 2>/dev/null ||
+				die "$(git log -1 --format=%s "$c"): removes $f, which an earlier patch introduced; fold the removal into that patch"
+		done
 		ex=()
 		for f in "${added[@]}"; do ex+=(":(exclude)$f"); done
+		# "$c^!": this commit alone (with -1, a path limit would walk
+		# back to an older commit that touches the paths).
 		git format-patch -q -D --no-renames --no-signature --zero-commit -N \
-			--start-number "$i" -o "$tmp" -1 "$c" -- . "${ex[@]}"
+			--start-number "$i" -o "$tmp" "$c^!" -- . "${ex[@]}"
 		name=$(cd "$tmp" && ls -1 -- "$(printf %04d "$i")"-*.patch 2>/dev/null) ||
 			die "$(git log -1 --format=%s "$c"): only adds files; commit them with the change that builds them"
 		echo "$name" >> "$tmp/series"
 		for f in "${added[@]}"; do printf '\t%s\n' "$f" >> "$tmp/series"; done
 	done
+	# The tip's new files, checked before anything in the repository changes.
+	mapfile -t added < <(git diff --no-renames --diff-filter=A --name-only base HEAD)
+	while read -r f; do
+		(cd "$TOP" && git ls-files --error-unmatch -- "$f" >/dev/null 2>&1) ||
+			die "$f is in no commit of the series and not tracked by the repository"
+	done < <(comm -23 <(overlay_files) <(printf '%s\n' "${added[@]}" | sort))
 	find "$out" -maxdepth 1 -name '*.patch' -delete
 	mv "$tmp"/*.patch "$out/"
 	mv "$tmp/series" "$out/series"
 	rmdir "$tmp"
-	# The new files of the tip go back to the repository.
-	mapfile -t added < <(git diff --no-renames --diff-filter=A --name-only base HEAD)
 	for f in "${added[@]}"; do
 		if ! cmp -s "$f" "$TOP/$f"; then
 			mkdir -p "$TOP/$(dirname "$f")"
@@ -123,9 +148,11 @@ export_series() {
 			log "updated $f"
 		fi
 	done
+	# Tracked by the repository (checked above), so git keeps them.
 	comm -23 <(overlay_files) <(printf '%s\n' "${added[@]}" | sort) |
 		while read -r f; do rm -f "$TOP/$f"; log "removed $f (in no commit)"; done
 	series_hash > "$stampdir/series-hash"
+	overlay_sums > "$stampdir/overlay-sums"
 	log "exported $i patch(es) to patches/"
 }
 
@@ -137,16 +164,20 @@ main() {
 	if [ ! -d "$SRC/.git" ] || [ "$(cat "$stampdir/base-version" 2>/dev/null)" != "$want" ]; then
 		extract
 	fi
-	if [ "$(series_hash)" != "$(cat "$stampdir/series-hash")" ]; then
+	if [ "$(series_hash)" != "$(cat "$stampdir/series-hash" 2>/dev/null)" ]; then
 		apply_series
 		series_hash > "$stampdir/series-hash"
+	else
+		# The series must still build up to the repository's new files:
+		# an edit of one can break a later patch's hunks on it.
+		check_series || die "the series does not build up to the repository's new files (see above)"
 	fi
 	sync_overlay
 }
 
 case "${1:-}" in
 export) export_series ;;
-rebuild) : > "$stampdir/series-hash"; main ;;
+rebuild) rm -f "$stampdir/series-hash"; main ;;
 "") main ;;
 *) die "usage: $0 [export|rebuild]" ;;
 esac

@@ -58,6 +58,7 @@ void kvm_gmem_zero_folio(struct folio *folio)
 			cond_resched();
 	}
 }
+
 /*
  * Returns a locked folio on success.  There is no backing storage for the
  * memory, so the folio stays up-to-date until it is removed.  Accessed,
