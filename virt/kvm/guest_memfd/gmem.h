@@ -140,6 +140,27 @@ static inline bool kvm_gmem_page_poisoned(struct folio *folio,
 	       PageHWPoison(folio_file_page(folio, index));
 }
 
+/*
+ * Whether a page of @folio is poisoned, for a piece of a split hugetlb
+ * page too: memory failure marks only the page in a folio off the LRU
+ * (guestmem_hugetlb.c), so a piece that is not marked as a whole is
+ * looked at page by page.  Inline: KVM's fault path asks it for every
+ * folio it maps.
+ */
+static inline bool kvm_gmem_piece_poisoned(struct folio *folio)
+{
+	long i;
+
+	if (folio_contain_hwpoisoned_page(folio))
+		return true;
+	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
+		return false;
+	for (i = 0; i < folio_nr_pages(folio); i++)
+		if (PageHWPoison(folio_page(folio, i)))
+			return true;
+	return false;
+}
+
 void kvm_gmem_invalidate_begin(struct kvm_gmem_inode *gi, pgoff_t start,
 			       pgoff_t end);
 void kvm_gmem_invalidate_end(struct kvm_gmem_inode *gi, pgoff_t start,
@@ -157,7 +178,6 @@ void kvm_gmem_zero_folio(struct folio *folio);
 /* mmap.c */
 int kvm_gmem_mmap(struct file *file, struct vm_area_struct *vma);
 vm_fault_t kvm_gmem_fault_error(struct kvm_gmem_inode *gi, int err);
-bool kvm_gmem_piece_poisoned(struct folio *folio);
 
 #if defined(CONFIG_KVM_GMEM_USERFAULT) && defined(CONFIG_USERFAULTFD)
 struct vm_uffd_ops;

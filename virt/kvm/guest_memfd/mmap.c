@@ -12,25 +12,6 @@
 
 #include "gmem.h"
 
-/*
- * Whether a page of a piece of a split hugetlb page is poisoned. Memory
- * failure marks only the page in a folio off the LRU (guestmem_hugetlb.c),
- * so a piece that is not marked as a whole is looked at page by page.
- */
-bool kvm_gmem_piece_poisoned(struct folio *folio)
-{
-	long i;
-
-	if (folio_contain_hwpoisoned_page(folio))
-		return true;
-	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
-		return false;
-	for (i = 0; i < folio_nr_pages(folio); i++)
-		if (PageHWPoison(folio_page(folio, i)))
-			return true;
-	return false;
-}
-
 /* Whether a page of the folio at @index, if any, is poisoned. */
 static bool kvm_gmem_block_poisoned(struct kvm_gmem_inode *gi, pgoff_t index)
 {

@@ -3,9 +3,8 @@
  * The one lookup: per-inode faultability ranges and userfault bits of a
  * guest_memfd file.
  *
- * Every consumer of guest_memfd page state (host mmap faults, KVM's
- * get_pfn, conversion, guest sharing hypercalls, hugetlb split/merge) asks
- * kvm_gmem_state_lookup() and nothing else.
+ * Every consumer of guest_memfd page state asks kvm_gmem_state_lookup()
+ * and nothing else.
  *
  * Faultability lives in a maple tree of page ranges. Inside the file an
  * entry is never NULL: it is xa_mk_value(state) for a range of whole 2M
@@ -180,8 +179,9 @@ int kvm_gmem_state_update(struct kvm_gmem_state *s, pgoff_t start,
 
 /*
  * kvm_gmem_state_lookup() and kvm_gmem_state_lookup_attrs() in one: @mask
- * says which KVM_GMEM_STATE_* bits the caller asks for; the order of the
- * result is that of the block uniform in those bits.
+ * is KVM_GMEM_STATE_MASK, with or without KVM_GMEM_STATE_MISSING (the
+ * only optional bit): whether the result, and the order of the block it
+ * reports, take the missing bits into account.
  */
 unsigned int __kvm_gmem_state_lookup(struct kvm_gmem_state *s, pgoff_t index,
 				     unsigned int max_order,
