@@ -3,8 +3,8 @@
 #
 # Fast userspace checks (seconds, no kernel build): the guest_memfd state
 # map's userspace harness (tools/testing/guest_memfd, run in the prepared
-# tree, so scripts/tree.sh runs first), the VM result parser's self-test and
-# the pipeline scripts' lint.  Ends with "N passed, N failed".
+# tree, so scripts/tree.sh runs first), the series' new-file hunks, the VM
+# result parser's self-test and the pipeline scripts' lint.  Ends with "N passed, N failed".
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -35,6 +35,10 @@ if [ -f "$TOP/tools/testing/guest_memfd/Makefile" ]; then
 	make -s -C "$harness" run 2>&1 | tee "$tmp" | grep -v '^[0-9]* passed'
 	count "$tmp"
 fi
+
+# A fresh clone builds the series from patches/ and the repository's new
+# files: every later patch's hunks must reverse-apply to them.
+one "series: each patch's new files derive from the repository's" check_series
 
 python3 "$TOP/scripts/test_vmresults.py" | tee "$tmp" | grep -v '^[0-9]* passed'
 count "$tmp"
