@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make bisect: prove the series bisectable.  Builds the test-config kernel
-# (warnings are errors) at every commit of the series as "make series"
-# exports it (each patch with its new files), in the series
-# worktree, incrementally in $BUILD/obj-bisect.  Run "make series" first.
-# Ends with "N passed, N failed": one verdict per commit.
+# make bisect: prove the series bisectable.  At every commit of the series
+# as "make series" exports it (each patch with its new files), in the
+# series worktree: the test-config kernel (warnings are errors),
+# incrementally in $BUILD/obj-bisect, then the KVM selftests against that
+# commit's UAPI headers and the state map's userspace harness where the
+# commit has it.  Run "make series" first.  Ends with "N passed, N failed":
+# one verdict per commit.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,8 +25,13 @@ for c in $(git -C "$wt" rev-list --reverse base.."$head"); do
 	cp "$BUILD/obj-test/.config" "$obj/.config"
 	start=$(now)
 	if kmake "$wt" "$obj" olddefconfig > "$obj/build.log" 2>&1 &&
-	   kmake "$wt" "$obj" -j"$NPROC" bzImage >> "$obj/build.log" 2>&1; then
-		echo "PASS  builds: $subject ($(( $(now) - start )) s)"
+	   kmake "$wt" "$obj" -j"$NPROC" bzImage headers >> "$obj/build.log" 2>&1 &&
+	   make -C "$wt/tools/testing/selftests/kvm" -j"$NPROC" \
+		OUTPUT="$obj-selftests" KHDR_INCLUDES="-isystem $obj/usr/include" \
+		CC="ccache gcc" LDFLAGS=-static >> "$obj/build.log" 2>&1 &&
+	   { [ ! -d "$wt/tools/testing/guest_memfd" ] ||
+	     make -s -C "$wt/tools/testing/guest_memfd" gmem >> "$obj/build.log" 2>&1; }; then
+		echo "PASS  builds (kernel, selftests, harness): $subject ($(( $(now) - start )) s)"
 		pass=$((pass + 1))
 	else
 		grep -E -i -B2 -A6 'error|undefined reference' "$obj/build.log" | tail -30
