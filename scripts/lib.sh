@@ -155,25 +155,20 @@ check_series() {
 	return $rc
 }
 
-# build_series: in the current directory, a git tree at the series' base
-# with nothing to commit, commit the series: each patch with the new files
-# it introduces.  The new files end as the repository has them.
-build_series() {
-	local scratch i=0 p f rc=1
-	scratch=$(mktemp -d)
-	series_snapshots "$scratch" || { rm -rf "$scratch"; return 1; }
+# __build_series SCRATCH: build_series with its snapshots in SCRATCH.
+__build_series() {
+	local scratch=$1 i=0 p f rc=0
+	series_snapshots "$scratch" || return 1
 	while read -r p; do
 		if ! am_patch "$TOP/patches/$p"; then
 			git am --abort >/dev/null 2>&1 || true
 			log "patch $p does not apply"
-			rm -rf "$scratch"
 			return 1
 		fi
 		if [ -n "$(ls -A "$scratch/$i")" ]; then
 			while read -r f; do
 				if git cat-file -e "base:$f" 2>/dev/null; then
 					log "$p introduces $f, which exists upstream"
-					rm -rf "$scratch"
 					return 1
 				fi
 			done < <(cd "$scratch/$i" && find . -type f | sed 's|^\./||')
@@ -181,15 +176,24 @@ build_series() {
 			cp -R --preserve=mode "$scratch/$i/." . &&
 			(cd "$scratch/$i" && find . -type f -print0 | sed -z 's|^\./||') |
 				xargs -0 git add -f -- &&
-			git commit -q --amend --no-edit || { rm -rf "$scratch"; return 1; }
+			git commit -q --amend --no-edit || return 1
 		fi
 		i=$((i + 1))
 	done < <(series_patches)
-	rc=0
 	while read -r f; do
 		cmp -s "$TOP/$f" "$f" && git cat-file -e "HEAD:$f" 2>/dev/null ||
 			{ log "the series ends with a different $f, or without it"; rc=1; }
 	done < "$scratch/overlay"
+	return $rc
+}
+
+# build_series: in the current directory, a git tree at the series' base
+# with nothing to commit, commit the series: each patch with the new files
+# it introduces.  The new files end as the repository has them.
+build_series() {
+	local scratch rc=0
+	scratch=$(mktemp -d)
+	__build_series "$scratch" || rc=1
 	rm -rf "$scratch"
 	return $rc
 }
